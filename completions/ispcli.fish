@@ -1,0 +1,1 @@
+complete --command ispcli --no-files --arguments "(env _ISPCLI_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) ispcli)" --condition "env _ISPCLI_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) ispcli"

@@ -1,0 +1,43 @@
+"""The `ispcli` Typer app: one module per subcommand, imported cheaply.
+
+Nothing here imports torch or rawpy at module level: `--help` and shell completion (run at
+every TAB) load this file, and must answer in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from ispcli import __version__
+from ispcli.cli import develop, info
+
+app = typer.Typer(
+    name="ispcli",
+    help="Develop RAW photos (DNG, NEF, CR2, ARW, RAF...) into JPEG, PNG or TIFF.",
+    no_args_is_help=True,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ispcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """ispcli: a command-line RAW photo processor."""
+
+
+app.command("develop", help=develop.__doc__)(develop.develop)
+app.command("info", help=info.__doc__)(info.info)
+
+
+def main() -> None:
+    app(prog_name="ispcli")

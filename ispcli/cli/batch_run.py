@@ -1,0 +1,140 @@
+"""Running a batch from the command line: plan, execute, show progress, summarise.
+
+Shared by every subcommand that maps input files to output files. Progress and the summary
+go to stderr (a progress bar only on a terminal); `--json` writes one object per file to
+stdout; the exit code says whether everything worked.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+
+from ispcli.cli.output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err_console
+from ispcli.recipe import Recipe
+
+
+@dataclass
+class BatchOptions:
+    inputs: list[str]
+    output: str
+    recipe: Recipe
+    recursive: bool = False
+    overwrite: bool = False
+    jobs: int = 0
+    sidecar: bool = False
+    quiet: bool = False
+    json: bool = False
+    max_megapixels: float = 500.0
+    extensions: set = field(default_factory=set)
+
+
+class Interrupted(Exception):
+    def __init__(self, code: int):
+        self.code = code
+
+
+def _on_sigterm(signum, frame):
+    raise Interrupted(143)
+
+
+def run_batch(opts: BatchOptions) -> int:
+    from ispcli.io import batch
+    from ispcli.pipeline.jobs import FileResult, Job
+
+    console = err_console()
+    try:
+        batch.check_template(opts.recipe.name)
+    except ValueError as exc:
+        from ispcli.cli.output import usage_error
+
+        usage_error(str(exc))
+    sources, missing = batch.discover(opts.inputs, recursive=opts.recursive,
+                                      extensions=opts.extensions or batch.RAW_EXTENSIONS)
+    results: list[FileResult] = [FileResult(m.arg, None, "failed", error=m.reason) for m in missing]
+    problem = batch.check_writable(opts.output)
+    if problem:
+        console.print(f"ispcli: error: cannot write to output folder {opts.output} ({problem})", markup=False)
+        return EXIT_FAILED
+    plans = batch.plan_outputs(sources, opts.output, opts.recipe.name, opts.recipe.extension,
+                               overwrite=opts.overwrite)
+    todo = []
+    for p in plans:
+        if p.status == "todo":
+            todo.append(Job(p.source, p.output, opts.recipe, overwrite=opts.overwrite, sidecar=opts.sidecar,
+                            max_megapixels=opts.max_megapixels))
+        else:
+            results.append(FileResult(p.source, p.output, p.status,
+                                      error=p.reason if p.status == "failed" else None))
+            if p.status == "skipped" and not opts.quiet:
+                console.print(f"skipped {p.source}: {p.reason}", markup=False)
+    for r in results:
+        _emit(r, opts, console)
+    start = time.perf_counter()
+    code = EXIT_OK
+    old = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        for r in _execute(todo, opts, console):
+            results.append(r)
+            _emit(r, opts, console)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        code = exc.code if isinstance(exc, Interrupted) else EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    elapsed = time.perf_counter() - start
+    if not opts.quiet or code != EXIT_OK or any(r.status == "failed" for r in results):
+        _summary(results, elapsed, console, interrupted=code != EXIT_OK, quiet=opts.quiet)
+    if code != EXIT_OK:
+        return code
+    return EXIT_FAILED if any(r.status == "failed" for r in results) else EXIT_OK
+
+
+def _execute(todo, opts: BatchOptions, console):
+    from ispcli.pipeline.executor import auto_jobs, run_jobs
+    from ispcli.pipeline.jobs import develop_file
+
+    workers = opts.jobs or auto_jobs(len(todo))
+    show_bar = not opts.quiet and sys.stderr.isatty() and todo
+    if not show_bar:
+        yield from run_jobs(develop_file, todo, workers)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("[bold]developing"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task("develop", total=len(todo), rate="")
+        t0, mp = time.perf_counter(), 0.0
+        for r in run_jobs(develop_file, todo, workers):
+            mp += r.megapixels
+            rate = mp / max(1e-6, time.perf_counter() - t0)
+            bar.update(task, advance=1, rate=f"{rate:.1f} MP/s")
+            yield r
+
+
+def _emit(result, opts: BatchOptions, console) -> None:
+    if opts.json:
+        sys.stdout.write(result.to_json() + "\n")
+        sys.stdout.flush()
+    if result.status == "failed":
+        console.print(f"ispcli: {result.input}: {result.error}", markup=False)
+    elif result.warnings and not opts.quiet:
+        for w in result.warnings:
+            console.print(f"warning: {result.input}: {w}", markup=False)
+
+
+def _summary(results, elapsed: float, console, *, interrupted: bool, quiet: bool) -> None:
+    counts = {s: sum(r.status == s for r in results) for s in ("developed", "skipped", "failed")}
+    mp = sum(r.megapixels for r in results if r.status == "developed")
+    line = (f"{counts['developed']} developed, {counts['skipped']} skipped, {counts['failed']} failed "
+            f"in {elapsed:.1f} s" + (f" ({mp / elapsed:.1f} MP/s)" if elapsed > 0 and mp else ""))
+    if interrupted:
+        line = "interrupted: " + line
+    console.print(line, markup=False)
+    failed = [r for r in results if r.status == "failed"]
+    if failed and not quiet:
+        console.print("failed:", markup=False)
+        for r in failed:
+            console.print(f"  {r.input}: {r.error}", markup=False)

@@ -1,0 +1,110 @@
+"""Develop RAW files (or whole folders) into JPEG, PNG or TIFF.
+
+INPUT may be files, folders (-r to include sub-folders, mirrored under the output),
+glob patterns, or - to read paths from standard input, one per line.
+Exit codes: 0 all developed or skipped, 1 some files failed, 2 usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ispcli.cli.output import EXIT_FAILED, EXIT_OK, err_console, usage_error
+from ispcli.recipe import COLOR_SPACE_NAMES, DEMOSAIC_NAMES
+
+_PROC = "Processing"
+_OUT = "Output"
+_RUN = "Batch"
+
+
+def _choice(values) -> str:
+    return "|".join(values)
+
+
+def develop(
+    inputs: List[str] = typer.Argument(..., metavar="INPUT...", show_default=False,
+                                       help="Raw files, folders, globs, or - for paths on stdin."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output folder (created if missing).",
+                                rich_help_panel=_OUT),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", metavar="jpg|png|tif",
+                                      help="Output format.  [default: jpg]", rich_help_panel=_OUT),
+    bits: Optional[int] = typer.Option(None, "--bits", metavar="8|16|32",
+                                       help="Bits per sample: 8, 16 (png/tif) or 32 (float tif).  [default: 8]",
+                                       rich_help_panel=_OUT),
+    quality: Optional[int] = typer.Option(None, "--quality", metavar="1-100",
+                                          help="JPEG quality.  [default: 92]", rich_help_panel=_OUT),
+    name: Optional[str] = typer.Option(None, "--name", metavar="TEMPLATE",
+                                       help="Output name: {stem} {ext} {camera} {make} {model} {iso} {lens} "
+                                            "{date:%Y%m%d} {index}.  [default: {stem}]", rich_help_panel=_OUT),
+    no_gps: bool = typer.Option(False, "--no-gps", help="Do not copy GPS tags.", rich_help_panel=_OUT),
+    sidecar: bool = typer.Option(False, "--sidecar", help="Write <output>.ispcli.json with the recipe.",
+                                 rich_help_panel=_OUT),
+    wb: Optional[str] = typer.Option(None, "--wb", metavar="camera|auto|daylight|R,G,B",
+                                     help="White balance.  [default: camera]", rich_help_panel=_PROC),
+    highlights: Optional[str] = typer.Option(None, "--highlights", metavar="clip|blend|reconstruct",
+                                             help="Clipped highlights.  [default: blend]", rich_help_panel=_PROC),
+    demosaic: Optional[str] = typer.Option(None, "--demosaic", metavar=_choice(DEMOSAIC_NAMES),
+                                           help="Demosaicking method.  [default: default]", rich_help_panel=_PROC),
+    color_space: Optional[str] = typer.Option(None, "--color-space", metavar=_choice(COLOR_SPACE_NAMES),
+                                              help="Output colour space (its ICC profile is embedded).  "
+                                                   "[default: srgb]", rich_help_panel=_PROC),
+    exposure: Optional[float] = typer.Option(None, "--exposure", metavar="EV",
+                                             help="Exposure correction in stops.  [default: 0]", rich_help_panel=_PROC),
+    auto_exposure: Optional[bool] = typer.Option(None, "--auto-exposure/--no-auto-exposure",
+                                                 help="Bring the average to middle grey.  [default: off]",
+                                                 show_default=False, rich_help_panel=_PROC),
+    look: Optional[str] = typer.Option(None, "--look", metavar="neutral|default",
+                                       help="neutral: colorimetric only; default: tone curve with highlight "
+                                            "roll-off.  [default: default]", rich_help_panel=_PROC),
+    recipe_file: Optional[Path] = typer.Option(None, "--recipe", metavar="FILE",
+                                               help="Load settings from a TOML recipe or a .ispcli.json sidecar "
+                                                    "(flags override it).", rich_help_panel=_PROC),
+    recursive: bool = typer.Option(False, "-r", "--recursive", help="Descend into sub-folders.",
+                                   rich_help_panel=_RUN),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (default: skip them).",
+                                   rich_help_panel=_RUN),
+    jobs: int = typer.Option(0, "-j", "--jobs", metavar="N", help="Parallel workers (0 = auto).",
+                             rich_help_panel=_RUN),
+    tile: Optional[int] = typer.Option(None, "--tile", metavar="PIXELS", help="Tile size (0 = auto).",
+                                       rich_help_panel=_RUN),
+    device: Optional[str] = typer.Option(None, "--device", metavar="auto|cpu|cuda|mps",
+                                         help="Compute device.  [default: auto]", rich_help_panel=_RUN),
+    max_megapixels: float = typer.Option(500.0, "--max-megapixels", metavar="MP",
+                                         help="Refuse files whose header claims more.", rich_help_panel=_RUN),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress or summary (errors still shown).",
+                               rich_help_panel=_RUN),
+    json_out: bool = typer.Option(False, "--json", help="One JSON object per file on stdout.",
+                                  rich_help_panel=_RUN),
+) -> None:
+    from ispcli import recipe as recipe_mod
+    from ispcli.cli.batch_run import BatchOptions, run_batch
+
+    overrides = {
+        "format": fmt, "bits": bits, "quality": quality, "name": name, "wb": wb,
+        "highlights": highlights, "demosaic": demosaic, "color_space": color_space,
+        "exposure": exposure, "auto_exposure": auto_exposure, "look": look, "tile": tile, "device": device,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if no_gps:
+        overrides["gps"] = False
+    if fmt is not None:
+        overrides["format"] = {"jpeg": "jpg", "tiff": "tif"}.get(fmt.lower(), fmt.lower())
+    if overrides.get("format") in ("png", "tif") and bits is None and "bits" not in overrides:
+        overrides.setdefault("bits", 16)
+    try:
+        base = recipe_mod.load(recipe_file) if recipe_file else recipe_mod.Recipe()
+        r = recipe_mod.from_mapping(overrides, base=base, source="options")
+    except recipe_mod.RecipeError as exc:
+        usage_error(str(exc).removeprefix("options: "))
+    if jobs < 0:
+        usage_error(f"--jobs {jobs}: expected 0 (auto) or a positive number")
+    if max_megapixels <= 0:
+        usage_error(f"--max-megapixels {max_megapixels}: expected a positive number")
+    opts = BatchOptions(inputs=inputs, output=str(output), recipe=r, recursive=recursive,
+                        overwrite=overwrite, jobs=jobs, sidecar=sidecar, quiet=quiet, json=json_out,
+                        max_megapixels=max_megapixels)
+    raise typer.Exit(run_batch(opts))

@@ -1,0 +1,161 @@
+"""EXIF in and out: read a raw's tags with exifread, carry the useful ones to every output.
+
+Reading keeps a small, typed summary (`ExifSummary`) for `info`, naming templates and
+sidecars; writing maps the same tags to Exiv2 keys so JPEG, PNG and TIFF all get them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+# exifread name → Exiv2 key; the set photographers expect to survive development.
+CARRIED_TAGS = {
+    "Image Make": "Exif.Image.Make",
+    "Image Model": "Exif.Image.Model",
+    "Image Artist": "Exif.Image.Artist",
+    "Image Copyright": "Exif.Image.Copyright",
+    "EXIF DateTimeOriginal": "Exif.Photo.DateTimeOriginal",
+    "EXIF DateTimeDigitized": "Exif.Photo.DateTimeDigitized",
+    "EXIF ExposureTime": "Exif.Photo.ExposureTime",
+    "EXIF FNumber": "Exif.Photo.FNumber",
+    "EXIF ISOSpeedRatings": "Exif.Photo.ISOSpeedRatings",
+    "EXIF FocalLength": "Exif.Photo.FocalLength",
+    "EXIF FocalLengthIn35mmFilm": "Exif.Photo.FocalLengthIn35mmFilm",
+    "EXIF ExposureBiasValue": "Exif.Photo.ExposureBiasValue",
+    "EXIF ExposureProgram": "Exif.Photo.ExposureProgram",
+    "EXIF MeteringMode": "Exif.Photo.MeteringMode",
+    "EXIF Flash": "Exif.Photo.Flash",
+    "EXIF LensModel": "Exif.Photo.LensModel",
+    "EXIF LensMake": "Exif.Photo.LensMake",
+    "EXIF BodySerialNumber": "Exif.Photo.BodySerialNumber",
+}
+GPS_TAGS = {
+    "GPS GPSLatitudeRef": "Exif.GPSInfo.GPSLatitudeRef",
+    "GPS GPSLatitude": "Exif.GPSInfo.GPSLatitude",
+    "GPS GPSLongitudeRef": "Exif.GPSInfo.GPSLongitudeRef",
+    "GPS GPSLongitude": "Exif.GPSInfo.GPSLongitude",
+    "GPS GPSAltitudeRef": "Exif.GPSInfo.GPSAltitudeRef",
+    "GPS GPSAltitude": "Exif.GPSInfo.GPSAltitude",
+    "GPS GPSTimeStamp": "Exif.GPSInfo.GPSTimeStamp",
+    "GPS GPSDate": "Exif.GPSInfo.GPSDateStamp",
+}
+_ASCII_KEYS = {"Exif.Image.Make", "Exif.Image.Model", "Exif.Image.Artist", "Exif.Image.Copyright",
+               "Exif.Photo.DateTimeOriginal", "Exif.Photo.DateTimeDigitized", "Exif.Photo.LensModel",
+               "Exif.Photo.LensMake", "Exif.Photo.BodySerialNumber", "Exif.GPSInfo.GPSLatitudeRef",
+               "Exif.GPSInfo.GPSLongitudeRef", "Exif.GPSInfo.GPSDateStamp"}
+
+
+@dataclass
+class ExifSummary:
+    """What ispcli knows of a shot, as plain values (None when the file does not say)."""
+
+    make: str | None = None
+    model: str | None = None
+    lens: str | None = None
+    datetime: str | None = None
+    exposure_time: str | None = None
+    f_number: float | None = None
+    iso: int | None = None
+    focal_length: float | None = None
+    orientation: int | None = None
+    gps: bool = False
+    # Exiv2 key → value string, ready to write into an output
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("tags")
+        return d
+
+
+def _clean(text: str) -> str:
+    return str(text).replace("\x00", "").strip()
+
+
+def _to_exiv2(key: str, tag) -> str | None:
+    """Render an exifread tag as the string Exiv2 expects for `key`."""
+    if key in _ASCII_KEYS:
+        text = _clean(tag.printable if not isinstance(tag.values, str) else tag.values)
+        return text or None
+    values = tag.values if isinstance(tag.values, list) else [tag.values]
+    parts = []
+    for v in values:
+        if isinstance(v, int):
+            parts.append(str(v))
+        elif isinstance(v, Fraction) or hasattr(v, "denominator"):
+            num, den = int(v.numerator), int(v.denominator)
+            if den == 0:
+                return None
+            parts.append(f"{num}/{den}")
+        elif isinstance(v, (int, float)):
+            parts.append(str(int(v)) if float(v).is_integer() else str(v))
+        else:
+            return None
+    return " ".join(parts) if parts else None
+
+
+def _first_number(tag) -> float | None:
+    try:
+        v = tag.values[0] if isinstance(tag.values, list) else tag.values
+        return float(v)
+    except (TypeError, ValueError, ZeroDivisionError, IndexError):
+        return None
+
+
+def read_exif(path: str | Path) -> ExifSummary:
+    """Read the EXIF of a raw (or any TIFF/JPEG); a file with none gives an empty summary."""
+    import exifread
+
+    # exifread logs parse problems of odd makernotes at WARNING; they are not the user's concern
+    logging.getLogger("exifread").setLevel(logging.CRITICAL)
+    try:
+        with open(path, "rb") as fh:
+            tags = exifread.process_file(fh, details=False, extract_thumbnail=False)
+    except Exception:  # exifread raises a zoo of errors on non-TIFF input
+        return ExifSummary()
+    out = ExifSummary()
+    for name, key in {**CARRIED_TAGS, **GPS_TAGS}.items():
+        tag = tags.get(name)
+        if tag is None:
+            continue
+        try:
+            value = _to_exiv2(key, tag)
+        except Exception:
+            value = None
+        if value:
+            out.tags[key] = value
+    out.gps = any(k.startswith("Exif.GPSInfo") for k in out.tags)
+    out.make = out.tags.get("Exif.Image.Make")
+    out.model = out.tags.get("Exif.Image.Model")
+    out.lens = out.tags.get("Exif.Photo.LensModel")
+    out.datetime = out.tags.get("Exif.Photo.DateTimeOriginal") or (
+        _clean(tags["Image DateTime"].printable) if "Image DateTime" in tags else None)
+    if "EXIF ExposureTime" in tags:
+        out.exposure_time = _clean(tags["EXIF ExposureTime"].printable)
+    if "EXIF FNumber" in tags:
+        out.f_number = _first_number(tags["EXIF FNumber"])
+    if "EXIF FocalLength" in tags:
+        out.focal_length = _first_number(tags["EXIF FocalLength"])
+    for iso_name in ("EXIF ISOSpeedRatings", "Image ISOSpeedRatings", "EXIF PhotographicSensitivity"):
+        if iso_name in tags:
+            iso = _first_number(tags[iso_name])
+            out.iso = int(iso) if iso else None
+            break
+    if "Image Orientation" in tags:
+        o = _first_number(tags["Image Orientation"])
+        out.orientation = int(o) if o and 1 <= o <= 8 else None
+    return out
+
+
+def output_tags(summary: ExifSummary, *, gps: bool, width: int, height: int, software: str) -> dict:
+    """The Exiv2 tags to write into a developed image: carried tags, corrected geometry."""
+    tags = {k: v for k, v in summary.tags.items() if gps or not k.startswith("Exif.GPSInfo")}
+    # Orientation is baked into the pixels, so the output must say "as stored".
+    tags["Exif.Image.Orientation"] = "1"
+    tags["Exif.Photo.PixelXDimension"] = str(width)
+    tags["Exif.Photo.PixelYDimension"] = str(height)
+    tags["Exif.Image.Software"] = software
+    return tags

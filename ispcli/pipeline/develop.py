@@ -1,0 +1,134 @@
+"""`develop`: the full classical chain, built from a `RawImage` and a `Recipe`.
+
+Whole-picture decisions (auto white balance, auto exposure) come from an analysis pass on
+a small binned copy of the frame and enter the stages as plain numbers, so tiling can never
+change the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ispcli.io.raw import RawImage
+from ispcli.isp import color, colorspaces, demosaic, highlights, tone
+from ispcli.isp.cfa import cfa_plane
+from ispcli.isp.levels import normalize_levels
+from ispcli.isp.whitebalance import grey_world, white_balance_mosaic, white_balance_rgb
+from ispcli.pipeline.stage import Domain, Pipeline, Stage
+from ispcli.recipe import Recipe, parse_wb
+
+PREVIEW_PIXELS = 1_000_000
+
+
+@dataclass
+class Analysis:
+    """The numbers the whole-picture pass decided, recorded in the sidecar."""
+
+    wb_gains: list[float]
+    wb_source: str
+    exposure_ev: float
+    matrix: list[list[float]]
+    warnings: list[str] = field(default_factory=list)
+
+
+def binned_preview(raw: RawImage, max_pixels: int = PREVIEW_PIXELS) -> torch.Tensor:
+    """(1, 3, h, w) normalised camera RGB, one pixel per CFA period, strided to ~1 MP."""
+    data = raw.data
+    if raw.cfa is None:
+        k = max(1, int(np.sqrt(raw.height * raw.width / max_pixels)))
+        sub = data[::k, ::k, :].astype(np.float32)
+        rgb = (sub - raw.black.astype(np.float32)) / (raw.white - raw.black.astype(np.float32))
+        return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0)
+    p = raw.cfa.shape[0]
+    hb, wb = raw.height // p, raw.width // p
+    k = max(1, int(np.sqrt(hb * wb / max_pixels)))
+    blocks = data[: hb * p, : wb * p].reshape(hb, p, wb, p)[::k, :, ::k, :].astype(np.float32)
+    blocks = (blocks - raw.black[None, :, None, :]) / (raw.white - raw.black[None, :, None, :])
+    sites = blocks.transpose(0, 2, 1, 3)  # (h, w, p, p): one CFA period per pixel
+    planes = [sites[:, :, raw.cfa == c].mean(axis=-1) for c in range(3)]
+    return torch.from_numpy(np.stack(planes)).unsqueeze(0).float()
+
+
+def choose_white_balance(raw: RawImage, recipe: Recipe, preview: torch.Tensor) -> tuple[np.ndarray, str, list[str]]:
+    """Gains (G = 1) and where they came from; falls back loudly, never silently."""
+    mode, custom = parse_wb(recipe.wb)
+    notes: list[str] = []
+    if mode == "custom":
+        g = np.asarray(custom, np.float64)
+        return g / g[1], "custom", notes
+    if mode == "camera":
+        if raw.wb_camera is not None:
+            return raw.wb_camera, "camera", notes
+        mode = "daylight" if raw.wb_daylight is not None else "auto"
+    if mode == "daylight":
+        if raw.wb_daylight is not None:
+            return raw.wb_daylight, "daylight", notes
+        notes.append("no daylight white balance known for this camera; using auto")
+    return grey_world(preview).double().numpy(), "auto", notes
+
+
+def analyse(raw: RawImage, recipe: Recipe) -> Analysis:
+    preview = binned_preview(raw)
+    gains, source, notes = choose_white_balance(raw, recipe, preview)
+    matrix = color.camera_to_output_matrix(raw.xyz_to_cam, recipe.color_space)
+    ev = recipe.exposure + raw.baseline_exposure
+    if recipe.auto_exposure:
+        lin = color.apply_matrix(white_balance_rgb(preview, torch.tensor(gains)).clamp(max=float(gains.min())),
+                                 torch.tensor(matrix))
+        to_xyz = colorspaces.rgb_to_xyz_matrix(colorspaces.get(recipe.color_space))
+        ev += tone.auto_exposure_ev(lin, torch.tensor(to_xyz[1], dtype=torch.float32))
+    return Analysis(wb_gains=[float(g) for g in gains], wb_source=source, exposure_ev=float(ev),
+                    matrix=np.asarray(matrix).tolist(), warnings=notes)
+
+
+def build_pipeline(raw: RawImage, recipe: Recipe, analysis: Analysis, *, float_output: bool = False) -> Pipeline:
+    """The develop chain for this file, every number fixed by the analysis pass."""
+    gains = torch.tensor(analysis.wb_gains, dtype=torch.float32)
+    threshold = highlights.clip_threshold(gains)
+    matrix = torch.tensor(analysis.matrix, dtype=torch.float32)
+    white = float(raw.white)
+    stages: list[Stage] = []
+    if raw.cfa is not None:
+        cfa = torch.as_tensor(raw.cfa)
+        black = torch.as_tensor(raw.black, dtype=torch.float32)
+        stages += [
+            Stage("levels", Domain.counts, Domain.mosaic,
+                  lambda x: normalize_levels(x, cfa_plane(black.to(x.device), x.shape[-2], x.shape[-1]), white)),
+            Stage("white_balance", Domain.mosaic, Domain.mosaic, lambda x: white_balance_mosaic(x, gains, cfa)),
+        ]
+        if recipe.highlights == "clip":
+            stages.append(Stage("highlight_clip", Domain.mosaic, Domain.mosaic,
+                                lambda x: highlights.clip_highlights(x, threshold)))
+        method = recipe.demosaic if raw.kind == "bayer" else "bilinear" if recipe.demosaic == "bilinear" else "default"
+        stages.append(Stage("demosaic", Domain.mosaic, Domain.camera,
+                            lambda x: demosaic.demosaic(x, cfa, method), halo=demosaic.HALO[method]))
+    else:
+        black = torch.as_tensor(raw.black, dtype=torch.float32).view(1, 3, 1, 1)
+        stages += [
+            Stage("levels", Domain.counts, Domain.camera, lambda x: normalize_levels(x, black.to(x.device), white)),
+            Stage("white_balance", Domain.camera, Domain.camera, lambda x: white_balance_rgb(x, gains)),
+        ]
+        if recipe.highlights == "clip":
+            stages.append(Stage("highlight_clip", Domain.camera, Domain.camera,
+                                lambda x: highlights.clip_highlights(x, threshold)))
+    if recipe.highlights == "blend":
+        stages.append(Stage("highlight_recovery", Domain.camera, Domain.camera,
+                            lambda x: highlights.blend_highlights(x, gains)))
+    elif recipe.highlights == "reconstruct":
+        stages.append(Stage("highlight_recovery", Domain.camera, Domain.camera,
+                            lambda x: highlights.reconstruct_highlights(x, gains),
+                            halo=highlights.HALO["reconstruct"]))
+    stages.append(Stage("color", Domain.camera, Domain.linear, lambda x: color.apply_matrix(x, matrix)))
+    ev = analysis.exposure_ev
+    if ev != 0.0:
+        stages.append(Stage("exposure", Domain.linear, Domain.linear, lambda x: tone.exposure(x, ev)))
+    space = recipe.color_space
+    if recipe.look == "default":
+        stages.append(Stage("tone", Domain.linear, Domain.display, lambda x: tone.tone_default(x, space)))
+    else:
+        stages.append(Stage("tone", Domain.linear, Domain.display,
+                            lambda x: tone.tone_neutral(x, space, clip=not float_output)))
+    return Pipeline(stages)

@@ -1,0 +1,141 @@
+"""One file in, one result out: read → analyse → run tiles → encode → write atomically.
+
+`develop_file` never raises for a problem with its file: the problem becomes a failed
+`FileResult` with a one-line reason, so a batch always goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ispcli import __version__
+from ispcli.io.errors import FileError
+from ispcli.recipe import Recipe
+
+
+@dataclass
+class FileResult:
+    input: str
+    output: str | None
+    status: str  # developed | skipped | failed
+    seconds: float = 0.0
+    megapixels: float = 0.0
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Job:
+    input: str
+    output: str
+    recipe: Recipe
+    overwrite: bool = False
+    sidecar: bool = False
+    max_megapixels: float = 500.0
+
+
+class Canvas:
+    """The output image, filled tile by tile: quantised and turned upright on the way in."""
+
+    def __init__(self, height: int, width: int, orientation: int, bits: int):
+        from ispcli.isp.geometry import oriented_size
+
+        self.height, self.width, self.orientation, self.bits = height, width, orientation, bits
+        oh, ow = oriented_size(height, width, orientation)
+        dtype = {8: np.uint8, 16: np.uint16, 32: np.float32}[bits]
+        self.image = np.empty((oh, ow, 3), dtype=dtype)
+
+    def __call__(self, tile, out) -> None:
+        import torch
+
+        from ispcli.isp.geometry import orient, oriented_box
+
+        if self.bits == 32:
+            q = out[0].float()
+        else:
+            top = 255.0 if self.bits == 8 else 65535.0
+            q = (out[0].clamp(0, 1) * top).round_().to(torch.int32)
+        q = orient(q, self.orientation).permute(1, 2, 0).cpu().numpy()
+        y, x, h, w = oriented_box(tile.y0, tile.x0, tile.y1 - tile.y0, tile.x1 - tile.x0,
+                                  self.height, self.width, self.orientation)
+        self.image[y:y + h, x:x + w] = q
+
+
+def develop_array(raw, recipe: Recipe, device=None):
+    """Develop a decoded `RawImage` into an upright (H, W, 3) array; also the analysis."""
+    from ispcli.pipeline import develop, runner
+    from ispcli.pipeline.device import resolve_device
+
+    device = device or resolve_device(recipe.device)
+    analysis = develop.analyse(raw, recipe)
+    pipeline = develop.build_pipeline(raw, recipe, analysis, float_output=recipe.bits == 32)
+    canvas = Canvas(raw.height, raw.width, raw.orientation, recipe.bits)
+    align = raw.cfa.shape[0] if raw.cfa is not None else 1
+    runner.run(pipeline, raw.data, canvas, device=device, tile=recipe.tile, align=align)
+    return canvas.image, analysis
+
+
+def sidecar_payload(job: Job, raw, analysis) -> dict:
+    import platform
+
+    import rawpy
+    import torch
+
+    return {
+        "ispcli": __version__,
+        "input": job.input,
+        "output": job.output,
+        "recipe": job.recipe.to_dict(),
+        "analysis": asdict(analysis),
+        "camera": raw.camera,
+        "matrix_source": raw.matrix_source,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "rawpy": rawpy.__version__, "libraw": ".".join(map(str, rawpy.libraw_version))},
+    }
+
+
+def develop_file(job: Job) -> FileResult:
+    """Develop one raw to one output file; every per-file problem becomes a failed result."""
+    from ispcli.io import icc
+    from ispcli.io.exif import output_tags
+    from ispcli.io.images import OutputExists, encode_image, write_atomic
+    from ispcli.io.raw import read_raw
+
+    start = time.perf_counter()
+    result = FileResult(input=job.input, output=job.output, status="failed")
+    try:
+        raw = read_raw(job.input, max_megapixels=job.max_megapixels)
+        result.megapixels = round(raw.megapixels, 3)
+        result.warnings = list(raw.warnings)
+        image, analysis = develop_array(raw, job.recipe)
+        result.warnings += analysis.warnings
+        r = job.recipe
+        tags = output_tags(raw.exif, gps=r.gps, width=image.shape[1], height=image.shape[0],
+                           software=f"ispcli {__version__}")
+        data = encode_image(image, r.format, quality=r.quality, icc=icc.icc_profile(r.color_space), exif=tags)
+        del image
+        Path(job.output).parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(job.output, data, overwrite=job.overwrite)
+        if job.sidecar:
+            payload = json.dumps(sidecar_payload(job, raw, analysis), indent=2, ensure_ascii=False)
+            write_atomic(job.output + ".ispcli.json", payload.encode(), overwrite=True)
+        result.status = "developed"
+    except OutputExists:
+        result.status = "skipped"
+        result.error = None
+    except FileError as exc:
+        result.error = exc.reason
+    except MemoryError:
+        result.error = "out of memory (try a smaller --tile or fewer --jobs)"
+    except OSError as exc:
+        result.error = f"cannot write output ({exc.strerror or exc})"
+    result.seconds = round(time.perf_counter() - start, 3)
+    return result

@@ -1,0 +1,76 @@
+"""`Stage` and `Pipeline`: the one shape every pixel operation takes.
+
+A stage is a pure tensor function with a declared input/output domain and halo (pixels of
+context it needs on each side). The pipeline refuses lists whose domains don't chain or
+whose order disagrees with the order table, so no stage chooses its own position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Callable
+
+import torch
+
+from ispcli.pipeline.order import position
+
+
+class Domain(str, Enum):
+    """What the numbers in a tensor mean; see DESIGN.md "Domains"."""
+
+    counts = "counts"    # sensor counts, black and white level not yet removed
+    mosaic = "mosaic"    # 1 channel + CFA, normalised to [0, 1]
+    camera = "camera"    # 3 channels, linear camera RGB
+    linear = "linear"    # linear light in the output primaries, scene-referred
+    display = "display"  # tone-mapped and encoded for output
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    domain_in: Domain
+    domain_out: Domain
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    halo: int = 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+class PipelineError(ValueError):
+    """A stage list that cannot run (wrong domains or order)."""
+
+
+class Pipeline:
+    """An ordered, domain-checked list of stages, applied to whole frames or tiles."""
+
+    def __init__(self, stages: list[Stage]):
+        for a, b in zip(stages, stages[1:]):
+            if a.domain_out != b.domain_in:
+                raise PipelineError(f"stage {b.name!r} takes {b.domain_in.value} but {a.name!r} "
+                                    f"gives {a.domain_out.value}")
+            if position(a.name) > position(b.name):
+                raise PipelineError(f"stage {a.name!r} must come after {b.name!r} (order table)")
+        self.stages = list(stages)
+
+    @property
+    def halo(self) -> int:
+        """Context a tile needs so its interior equals the whole-frame result."""
+        return sum(s.halo for s in self.stages)
+
+    @property
+    def domain_in(self) -> Domain:
+        return self.stages[0].domain_in
+
+    @property
+    def domain_out(self) -> Domain:
+        return self.stages[-1].domain_out
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for stage in self.stages:
+            x = stage(x)
+        return x
+
+    def __repr__(self) -> str:
+        return "Pipeline(" + " → ".join(s.name for s in self.stages) + ")"
