@@ -8,6 +8,10 @@ magenta picture). Numpy only: `ispcli info` must not pay for torch.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,15 +108,66 @@ def _daylight_from_matrix(xyz_to_cam: np.ndarray) -> np.ndarray | None:
     return _valid_wb(1.0 / response)
 
 
+_MAGIC = [(b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"GIF8", "a GIF image"),
+          (b"%PDF", "a PDF document"), (b"PK\x03\x04", "a ZIP archive")]
+
+
+def _sniff(path: str) -> str | None:
+    """Name what a file really is when LibRaw refuses it (a JPEG renamed .dng, say)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return None
+    if not head:
+        return "empty file (0 bytes)"
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return f"{what}, not a raw file"
+    return None
+
+
+@contextlib.contextmanager
+def _libraw_messages(sink: list[str]):
+    """Collect what LibRaw prints on file descriptor 2 (e.g. "Unexpected end of file"), so a
+    bad file is reported in one clean line of ours instead of C-level noise."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            text = tmp.read().decode("utf-8", "replace")
+            sink += [line.split(": ", 1)[-1].strip() for line in text.splitlines() if line.strip()]
+
+
+def _libraw_reason(exc: Exception, messages: list[str]) -> str:
+    said = "; ".join(dict.fromkeys(messages))
+    if said:
+        return f"truncated or damaged raw data (LibRaw: {said})"
+    text = str(exc).strip("b'\"") or type(exc).__name__
+    return f"damaged raw data (LibRaw: {text})"
+
+
 def _open(path: str, max_megapixels: float):
     import rawpy
 
+    messages: list[str] = []
     try:
-        raw = rawpy.imread(path)
+        with _libraw_messages(messages):
+            raw = rawpy.imread(path)
     except rawpy.LibRawFileUnsupportedError:
-        raise RawReadError(path, "not a raw file LibRaw can decode (unsupported format)") from None
+        raise RawReadError(path, _sniff(path) or "not a raw file LibRaw can decode (unsupported format)") from None
     except rawpy.LibRawIOError:
-        raise RawReadError(path, "truncated or unreadable raw file (I/O error while reading)") from None
+        raise RawReadError(path, _sniff(path) or "truncated or unreadable raw file (I/O error while reading)") from None
     except rawpy.LibRawError as exc:
         raise RawReadError(path, f"LibRaw refused the file ({type(exc).__name__}: {exc})") from None
     except OSError as exc:
@@ -137,11 +192,15 @@ def read_raw(path: str | Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -
     raw = _open(path, max_megapixels)
     dng = _dng_tags(path)
     try:
+        messages: list[str] = []
         try:
-            raw_type = raw.raw_type
-            visible = raw.raw_image_visible
+            with _libraw_messages(messages):
+                raw_type = raw.raw_type
+                visible = raw.raw_image_visible
         except rawpy.LibRawError as exc:
-            raise RawReadError(path, f"damaged raw data ({type(exc).__name__}: {exc})") from None
+            raise RawReadError(path, _libraw_reason(exc, messages)) from None
+        if messages:
+            warnings.append("LibRaw: " + "; ".join(dict.fromkeys(messages)))
         desc = raw.color_desc.decode("ascii", "replace")
         if desc[:3] != "RGB":
             raise RawReadError(path, f"unsupported sensor colours {desc!r} (only RGB sensors)")
