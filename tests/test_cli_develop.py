@@ -150,12 +150,24 @@ def test_name_template_values_are_sanitised(small_dng, tmp_path):
     (["--wb", "warm"], "--wb 'warm'"),
     (["--name", "{nope}"], "unknown field {nope}"),
     (["--name", "../{stem}"], "must stay inside"),
+    (["--device", "tpu"], "--device 'tpu'"),
+    (["--jobs", "-1"], "--jobs -1"),
+    (["--tile", "8"], "--tile 8"),
 ])
 def test_bad_option_values_are_usage_errors(small_dng, tmp_path, args, message, cli):
     proc = cli("develop", str(small_dng), "-o", str(tmp_path / "out"), *args)
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out" / "scene.jpg").exists()
+
+
+def test_asking_for_a_missing_gpu_is_a_usage_error(small_dng, tmp_path, cli):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    proc = cli("develop", str(small_dng), "-o", str(tmp_path), "--device", "cuda")
+    assert proc.returncode == 2 and "--device cuda: no CUDA GPU is available" in proc.stderr
 
 
 def test_bad_files_fail_alone_and_the_batch_goes_on(small_dng, tmp_path):

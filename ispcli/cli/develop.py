@@ -100,6 +100,13 @@ def develop(
         r = recipe_mod.from_mapping(overrides, base=base, source="options")
     except recipe_mod.RecipeError as exc:
         usage_error(str(exc).removeprefix("options: "))
+    if r.device not in ("auto", "cpu"):
+        from ispcli.pipeline.device import DeviceError, resolve_device
+
+        try:
+            resolve_device(r.device)
+        except DeviceError as exc:
+            usage_error(str(exc))
     if jobs < 0:
         usage_error(f"--jobs {jobs}: expected 0 (auto) or a positive number")
     if max_megapixels <= 0:
