@@ -47,3 +47,36 @@ def test_blown_highlights_come_out_neutral_not_magenta(tmp_path):
         assert bright.sum() > 100
         r, g, b = (out[bright][:, c].mean() for c in range(3))
         assert g >= min(r, b) - 2.0, (mode, r, g, b)  # magenta = green well below red and blue
+
+
+def test_white_balance_modes(tmp_path):
+    """camera (as shot) and daylight agree for a D65 scene; auto is near them; R,G,B is obeyed."""
+    img = natural_image(96, 128, seed=5)
+    truth = np.repeat(img.mean(-1, keepdims=True), 3, -1)  # a grey world: grey world's premise
+    synthetic_raw_file(tmp_path / "wb.dng", truth)
+    means = {}
+    for wb in ("camera", "daylight", "auto", "4,1,1"):
+        out = tmp_path / wb.replace(",", "_")
+        res = CliRunner().invoke(app, ["develop", str(tmp_path / "wb.dng"), "-o", str(out), "--wb", wb,
+                                       "--look", "neutral", "-f", "png", "--bits", "16"])
+        assert res.exit_code == 0, res.output
+        img = read_image(out / "wb.png")[0].astype(np.float64)
+        means[wb] = img.mean((0, 1)) / img.mean()
+    np.testing.assert_allclose(means["camera"], [1, 1, 1], atol=0.01)
+    np.testing.assert_allclose(means["camera"], means["daylight"], atol=0.01)
+    np.testing.assert_allclose(means["camera"], means["auto"], atol=0.05)
+    assert means["4,1,1"][0] > 1.3 * means["camera"][0]
+
+
+def test_exposure_and_auto_exposure(tmp_path):
+    truth = natural_image(96, 128, seed=6)
+    synthetic_raw_file(tmp_path / "dark.dng", truth, peak=0.05)  # four stops under
+    levels = {}
+    for args in ([], ["--exposure", "2"], ["--auto-exposure"]):
+        out = tmp_path / ("_".join(args) or "plain")
+        res = CliRunner().invoke(app, ["develop", str(tmp_path / "dark.dng"), "-o", str(out), "--look", "neutral",
+                                       "-f", "png", "--bits", "16", *args])
+        assert res.exit_code == 0, res.output
+        levels[tuple(args)] = read_image(out / "dark.png")[0].astype(np.float64).mean() / 65535
+    assert levels[("--exposure", "2")] > 1.8 * levels[()]  # +2 EV in linear is ×4, ×~1.9 after sRGB
+    assert 0.3 < levels[("--auto-exposure",)] < 0.6  # log-average brought to middle grey
