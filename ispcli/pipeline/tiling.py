@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DEFAULT_TILE_CPU = 1024
+DEFAULT_TILE_CPU = 512
 DEFAULT_TILE_GPU = 2048
 
 
