@@ -219,3 +219,9 @@ def test_icc_module_imports_no_torch():
     code = ("import sys, ispcli.io.icc; "
             "bad = {'torch', 'PIL'} & set(sys.modules); assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize("name", sorted(C.COLOR_SPACES))
+def test_nonnegative_fast_path_equals_general_encode(name):
+    x = torch.linspace(0, 2, 10001)
+    assert torch.equal(C.encode(x, name, nonnegative=True), C.encode(x, name))

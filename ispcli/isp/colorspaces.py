@@ -196,11 +196,12 @@ def _float(x) -> torch.Tensor:
     return x if x.dtype == torch.float64 else x.to(torch.float32)
 
 
-def encode(x, space: str | ColorSpace) -> torch.Tensor:
+def encode(x, space: str | ColorSpace, *, nonnegative: bool = False) -> torch.Tensor:
     """Linear light -> encoded signal. Any shape, any device; float32 out (float64 kept).
 
     Negative values are mirrored (sign(x) * f(|x|)), values above 1 follow the same power law;
-    nothing is clamped here.
+    nothing is clamped here. `nonnegative=True` promises x >= 0 (after a clamp, say) and skips
+    the sign handling: the output stage runs this on every pixel.
     """
     import torch
 
@@ -208,6 +209,9 @@ def encode(x, space: str | ColorSpace) -> torch.Tensor:
     x = _float(x)
     if cs.is_linear:
         return x.clone()
+    if nonnegative:
+        pw = x.clamp_min(max(cs.threshold, _POW_FLOOR)).pow_(1.0 / cs.gamma).mul_(cs.alpha).sub_(cs.alpha - 1.0)
+        return torch.where(x <= cs.threshold, x * cs.slope, pw)
     a = x.abs()
     floor = max(cs.threshold, _POW_FLOOR)
     pw = cs.alpha * a.clamp_min(floor).pow(1.0 / cs.gamma) - (cs.alpha - 1.0)

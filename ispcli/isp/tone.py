@@ -43,15 +43,16 @@ def _rolloff(m: torch.Tensor) -> torch.Tensor:
 def tone_default(x: torch.Tensor, space: str) -> torch.Tensor:
     """Default look: hue-preserving highlight roll-off, encode, mild S-curve."""
     x = x.clamp_min(0)
-    peak = x.amax(1, keepdim=True).clamp_min(1e-8)
-    x = x * (_rolloff(peak) / peak)
-    y = colorspaces.encode(x, colorspaces.get(space)).clamp(0, 1)
+    peak = x.amax(1, keepdim=True).clamp_min_(1e-8)
+    x.mul_(_rolloff(peak).div_(peak))
+    y = colorspaces.encode(x, colorspaces.get(space), nonnegative=True).clamp_(0, 1)
     # cubic S through 0, 0.5 and 1: deeper shadows, steeper mid-tones, softer highlights
-    return y - CONTRAST * y * (1 - y) * (1 - 2 * y)
+    s = (1 - y).mul_(y).mul_(y.mul(-2).add_(1)).mul_(CONTRAST)
+    return y.sub_(s)
 
 
 def tone_neutral(x: torch.Tensor, space: str, clip: bool = True) -> torch.Tensor:
     """Colorimetric: the space's transfer function only (clipped to [0, 1] unless float out)."""
     if clip:
-        x = x.clamp(0, 1)
+        return colorspaces.encode(x.clamp(0, 1), colorspaces.get(space), nonnegative=True)
     return colorspaces.encode(x, colorspaces.get(space))
