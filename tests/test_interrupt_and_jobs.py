@@ -57,3 +57,31 @@ def test_interrupt_stops_cleanly_and_a_rerun_resumes(folder, tmp_path, jobs, sig
     rerun = run_cli("develop", str(folder), "-o", str(out), "-j", "1", "--json")
     statuses = [json.loads(line)["status"] for line in rerun.stdout.splitlines()]
     assert statuses.count("skipped") == done and statuses.count("developed") == 6 - done
+
+
+def test_progress_bar_only_on_a_terminal(folder, tmp_path):
+    import pty
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": "120", "TERM": "xterm"}
+    proc = subprocess.Popen([sys.executable, "-m", "ispcli", "develop", str(folder / "f00.dng"),
+                             str(folder / "f01.dng"), "-o", str(tmp_path / "tty"), "-j", "1"],
+                            stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    os.close(master)
+    shown = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 0
+    assert "developing" in shown and "2 developed, 0 skipped, 0 failed" in shown
+    assert proc.stdout.read() == b""  # data only on stdout, and there is none without --json
+    piped = run_cli("develop", str(folder / "f00.dng"), "-o", str(tmp_path / "pipe"))
+    assert "developing" not in piped.stderr and "1 developed" in piped.stderr
