@@ -61,3 +61,13 @@ def test_broken_metadata_is_handled_with_warnings():
     assert c330.kind == "linear" and c330.data.shape == (912, 1216, 3)
     arw = read_raw(SHARED_RAWS / "sony_ilce7rm3_compressed.arw")
     assert arw.cfa_name == "RGGB" and arw.black.tolist() == [[512, 512], [512, 512]]
+
+
+@requires_shared
+def test_shot_data_from_libraw_fills_what_exifread_cannot_read():
+    d30 = read_raw(SHARED_RAWS / "canon_eos_d30.crw")  # CRW: exifread reads nothing
+    assert (d30.exif.iso, d30.exif.f_number, d30.exif.focal_length) == (100, 5.6, 31.0)
+    assert d30.exif.datetime == "2018:01:01 13:03:32"
+    assert d30.exif.tags["Exif.Photo.ISOSpeedRatings"] == "100"
+    ml = read_raw(SHARED_RAWS / "canon_eos_550d_magiclantern.dng")  # zeros mean "not recorded"
+    assert (ml.exif.f_number, ml.exif.exposure_time, ml.exif.datetime) == (None, None, None)

@@ -127,22 +127,27 @@ def read_exif(path: str | Path) -> ExifSummary:
             value = None
         if value:
             out.tags[key] = value
+    # Zero or empty values mean "not recorded" (Magic Lantern writes ExposureTime 0, for one).
+    for key in ("Exif.Photo.ExposureTime", "Exif.Photo.FNumber", "Exif.Photo.FocalLength",
+                "Exif.Photo.ISOSpeedRatings", "Exif.Photo.DateTimeOriginal"):
+        if out.tags.get(key, "x").split("/")[0] in ("", "0"):
+            out.tags.pop(key)
     out.gps = any(k.startswith("Exif.GPSInfo") for k in out.tags)
     out.make = out.tags.get("Exif.Image.Make")
     out.model = out.tags.get("Exif.Image.Model")
     out.lens = out.tags.get("Exif.Photo.LensModel")
     out.datetime = out.tags.get("Exif.Photo.DateTimeOriginal") or (
-        _clean(tags["Image DateTime"].printable) if "Image DateTime" in tags else None)
-    if "EXIF ExposureTime" in tags:
+        _clean(tags["Image DateTime"].printable) if "Image DateTime" in tags else None) or None
+    if "Exif.Photo.ExposureTime" in out.tags:
         out.exposure_time = _clean(tags["EXIF ExposureTime"].printable)
-    if "EXIF FNumber" in tags:
+    if "Exif.Photo.FNumber" in out.tags:
         out.f_number = _first_number(tags["EXIF FNumber"])
-    if "EXIF FocalLength" in tags:
+    if "Exif.Photo.FocalLength" in out.tags:
         out.focal_length = _first_number(tags["EXIF FocalLength"])
     for iso_name in ("EXIF ISOSpeedRatings", "Image ISOSpeedRatings", "EXIF PhotographicSensitivity"):
         if iso_name in tags:
             iso = _first_number(tags[iso_name])
-            out.iso = int(iso) if iso else None
+            out.iso = int(iso) if iso and iso > 0 else None
             break
     if "Image Orientation" in tags:
         o = _first_number(tags["Image Orientation"])

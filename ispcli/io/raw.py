@@ -227,6 +227,7 @@ def read_raw(path: str | Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -
         if wb_daylight is None:
             wb_daylight = _valid_wb(raw.daylight_whitebalance)
         orientation = _FLIP_TO_ORIENTATION.get(int(raw.sizes.flip), 1)
+        shot = (getattr(raw, "other", None), getattr(raw, "lens", None))
         # a real copy: `visible` points into LibRaw's buffer, which close() frees
         data = np.array(data, copy=True, order="C")
     finally:
@@ -238,7 +239,7 @@ def read_raw(path: str | Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -
         warnings.append("no valid as-shot white balance in the file; using "
                         + ("daylight from the colour matrix" if wb_daylight is not None else "auto (grey world)"))
     baseline = dng.get("BaselineExposure")
-    exif = read_exif(path)
+    exif = _fill_from_libraw(read_exif(path), *shot)
     return RawImage(
         path=path, kind=kind, data=data, cfa=cfa, black=black, white=white,
         wb_camera=wb_camera, wb_daylight=wb_daylight, xyz_to_cam=xyz_to_cam, matrix_source=source,
@@ -246,6 +247,30 @@ def read_raw(path: str | Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -
         baseline_exposure=float(np.ravel(baseline)[0]) if baseline is not None else 0.0,
         exif=exif, warnings=warnings,
     )
+
+
+def _fill_from_libraw(exif: ExifSummary, other, lens) -> ExifSummary:
+    """Formats exifread cannot parse (Canon CRW, some makernote-only lenses) still have
+    shot data LibRaw decoded: use it where the EXIF summary is empty. (Not the shutter
+    speed: LibRaw's value for CRW could not be checked against a second reader.)"""
+    if other is not None:
+        if exif.iso is None and other.iso_speed > 0:
+            exif.iso = int(round(other.iso_speed))
+            exif.tags.setdefault("Exif.Photo.ISOSpeedRatings", str(exif.iso))
+        # LibRaw turns an unrecorded APEX 0 into exactly f/1.0: that means "unknown"
+        if exif.f_number is None and other.aperture > 1.0:
+            exif.f_number = round(float(other.aperture), 1)
+            exif.tags.setdefault("Exif.Photo.FNumber", f"{round(other.aperture * 10)}/10")
+        if exif.focal_length is None and other.focal_length > 0:
+            exif.focal_length = float(other.focal_length)
+            exif.tags.setdefault("Exif.Photo.FocalLength", f"{round(other.focal_length * 10)}/10")
+        if not exif.datetime and other.timestamp is not None and other.timestamp.year > 1970:
+            exif.datetime = other.timestamp.strftime("%Y:%m:%d %H:%M:%S")
+            exif.tags.setdefault("Exif.Photo.DateTimeOriginal", exif.datetime)
+    if lens is not None and not exif.lens and lens.model:
+        exif.lens = lens.model.strip()
+        exif.tags.setdefault("Exif.Photo.LensModel", exif.lens)
+    return exif
 
 
 def _dng_tags(path: str) -> dict:
