@@ -274,3 +274,22 @@ def test_version_and_help_do_not_import_torch(cli):
             "try:\n    app(['develop', '--help'])\nexcept SystemExit:\n    pass\n"
             "assert 'torch' not in sys.modules and 'rawpy' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_an_unexpected_error_costs_one_file_not_the_batch(small_dng, tmp_path, monkeypatch):
+    from ispcli.pipeline import jobs
+
+    real = jobs.develop_array
+
+    def flaky(raw, recipe, device=None):
+        if "boom" in raw.path:
+            raise RuntimeError("simulated bug")
+        return real(raw, recipe, device)
+
+    monkeypatch.setattr(jobs, "develop_array", flaky)
+    shutil.copy(small_dng, tmp_path / "boom.dng")
+    res = invoke("develop", tmp_path / "boom.dng", small_dng, "-o", tmp_path / "o", "-j", "1", "--json")
+    assert res.exit_code == 1
+    rows = {Path(r["input"]).name: r for r in map(json.loads, res.stdout.splitlines())}
+    assert rows["scene.dng"]["status"] == "developed"
+    assert rows["boom.dng"]["error"].startswith("internal error (RuntimeError: simulated bug)")

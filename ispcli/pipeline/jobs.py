@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -137,5 +138,9 @@ def develop_file(job: Job) -> FileResult:
         result.error = "out of memory (try a smaller --tile or fewer --jobs)"
     except OSError as exc:
         result.error = f"cannot write output ({exc.strerror or exc})"
+    except Exception as exc:  # a bug or an odd file must cost one file, not the batch
+        if os.environ.get("ISPCLI_DEBUG"):
+            raise
+        result.error = f"internal error ({type(exc).__name__}: {exc}); set ISPCLI_DEBUG=1 for a traceback"
     result.seconds = round(time.perf_counter() - start, 3)
     return result
