@@ -7,13 +7,12 @@ Exit codes: 0 all developed or skipped, 1 some files failed, 2 usage error, 130 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from ispcli.cli.output import EXIT_FAILED, EXIT_OK, err_console, usage_error
+from ispcli.cli.output import usage_error
 from ispcli.recipe import COLOR_SPACE_NAMES, DEMOSAIC_NAMES
 
 _PROC = "Processing"
