@@ -93,12 +93,16 @@ def run_batch(opts: BatchOptions) -> int:
 
 def _execute(todo, opts: BatchOptions, console):
     from ispcli.pipeline.executor import auto_jobs, run_jobs
-    from ispcli.pipeline.jobs import develop_file
+    from ispcli.pipeline.jobs import FileResult, develop_file
 
     workers = opts.jobs or auto_jobs(len(todo))
+
+    def crashed(job, reason):
+        return FileResult(job.input, job.output, "failed", error=reason)
+
     show_bar = not opts.quiet and sys.stderr.isatty() and todo
     if not show_bar:
-        yield from run_jobs(develop_file, todo, workers)
+        yield from run_jobs(develop_file, todo, workers, on_crash=crashed)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -107,7 +111,7 @@ def _execute(todo, opts: BatchOptions, console):
                   transient=True) as bar:
         task = bar.add_task("develop", total=len(todo), rate="")
         t0, mp = time.perf_counter(), 0.0
-        for r in run_jobs(develop_file, todo, workers):
+        for r in run_jobs(develop_file, todo, workers, on_crash=crashed):
             mp += r.megapixels
             rate = mp / max(1e-6, time.perf_counter() - t0)
             bar.update(task, advance=1, rate=f"{rate:.1f} MP/s")

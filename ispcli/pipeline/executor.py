@@ -6,9 +6,11 @@ deadlock in forked children (rawpy #265). Each worker gets an equal share of the
 
 from __future__ import annotations
 
+import collections
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable, Iterator
 
 
@@ -38,32 +40,66 @@ def _init_worker(jobs: int, in_child: bool = True) -> None:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
-def run_jobs(func: Callable, jobs: Iterable, workers: int) -> Iterator:
-    """Yield `func(job)` for every job, as they finish. `workers` ≤ 1 runs in-process."""
+def _new_pool(workers: int) -> ProcessPoolExecutor:
+    ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(workers,))
+
+
+def run_jobs(func: Callable, jobs: Iterable, workers: int,
+             on_crash: Callable[[object, str], object] | None = None) -> Iterator:
+    """Yield `func(job)` for every job, as they finish. `workers` ≤ 1 runs in-process.
+
+    A worker that dies (a crash inside a C library, the OOM killer) breaks the pool and every
+    job in it: a fresh pool retries those one at a time, and the one that kills a worker on
+    its own becomes `on_crash(job, reason)`; the rest of the batch goes on.
+    """
     jobs = list(jobs)
     if workers <= 1 or len(jobs) <= 1:
         _init_worker(1, in_child=False)
         for job in jobs:
             yield func(job)
         return
-    ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(workers,))
+    queue = collections.deque(jobs)
+    suspects: collections.deque = collections.deque()  # jobs that were in a pool that broke
+    pool = _new_pool(workers)
+    pending: dict = {}
+    solo: set = set()
     try:
-        pending = set()
-        queue = iter(jobs)
-        # Keep only a couple of jobs queued per worker so an interrupt loses little work.
-        for job in queue:
-            pending.add(pool.submit(func, job))
-            if len(pending) >= 2 * workers:
-                break
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        while queue or pending or suspects:
+            if suspects and not pending:
+                # One at a time, so that the next crash names its job.
+                job = suspects.popleft()
+                fut = pool.submit(func, job)
+                pending[fut] = job
+                solo.add(fut)
+            elif not suspects:
+                # Only a couple of jobs queued per worker, so an interrupt loses little work.
+                while queue and len(pending) < 2 * workers:
+                    job = queue.popleft()
+                    pending[pool.submit(func, job)] = job
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
-                yield fut.result()
-                nxt = next(queue, None)
-                if nxt is not None:
-                    pending.add(pool.submit(func, nxt))
+                job = pending.pop(fut)
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    if on_crash is None:
+                        raise
+                    if fut in solo:
+                        yield on_crash(job, "worker process died while developing it (crash or out of memory)")
+                    else:
+                        suspects.append(job)
+                    continue
+                finally:
+                    solo.discard(fut)
+                yield result
+            if getattr(pool, "_broken", False):
+                suspects.extend(pending.values())
+                pending.clear()
+                solo.clear()
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = _new_pool(workers)
     except BaseException:
         for proc in list(getattr(pool, "_processes", {}).values()):
             proc.terminate()
