@@ -15,6 +15,9 @@ HALO = 0
 # highlight roll-off starts here (linear); values above approach 1.0 without clipping
 ROLLOFF_KNEE = 0.7
 CONTRAST = 0.25
+# Cameras expose to protect highlights, so raw mid-tones sit low; the default look lifts them
+# as darktable's scene-referred default does (+0.7 EV), the roll-off keeping skies intact.
+DEFAULT_LOOK_EV = 0.7
 
 
 def exposure(x: torch.Tensor, ev: float) -> torch.Tensor:

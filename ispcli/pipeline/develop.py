@@ -74,12 +74,16 @@ def analyse(raw: RawImage, recipe: Recipe) -> Analysis:
     preview = binned_preview(raw)
     gains, source, notes = choose_white_balance(raw, recipe, preview)
     matrix = color.camera_to_output_matrix(raw.xyz_to_cam, recipe.color_space)
-    ev = recipe.exposure + raw.baseline_exposure
+    ev = recipe.exposure
     if recipe.auto_exposure:
+        # auto exposure decides the brightness itself: the file's and the look's lifts
+        # would count twice
         lin = color.apply_matrix(white_balance_rgb(preview, torch.tensor(gains)).clamp(max=float(gains.min())),
                                  torch.tensor(matrix))
         to_xyz = colorspaces.rgb_to_xyz_matrix(colorspaces.get(recipe.color_space))
         ev += tone.auto_exposure_ev(lin, torch.tensor(to_xyz[1], dtype=torch.float32))
+    else:
+        ev += raw.baseline_exposure + (tone.DEFAULT_LOOK_EV if recipe.look == "default" else 0.0)
     return Analysis(wb_gains=[float(g) for g in gains], wb_source=source, exposure_ev=float(ev),
                     matrix=np.asarray(matrix).tolist(), warnings=notes)
 
