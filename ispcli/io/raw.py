@@ -20,14 +20,12 @@ import numpy as np
 from ispcli.io.camera_color import interpolate_color_matrix, is_usable_matrix
 from ispcli.io.errors import RawReadError
 from ispcli.io.exif import ExifSummary, read_exif
+from ispcli.isp.colorspaces import SRGB_TO_XYZ  # numpy only: torch stays unloaded for `info`
 
 # LibRaw's `flip` → EXIF Orientation (dcraw bits: 1 mirror x, 2 mirror y, 4 transpose).
 _FLIP_TO_ORIENTATION = {0: 1, 1: 2, 2: 4, 3: 3, 4: 5, 5: 8, 6: 6, 7: 7}
-# Linear-sRGB → XYZ (D65): used when a camera has no matrix at all, treating its RGB as sRGB.
-SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
-                        [0.2126729, 0.7151522, 0.0721750],
-                        [0.0193339, 0.1191920, 0.9503041]])
-XYZ_D65 = np.array([0.95047, 1.0, 1.08883])
+# D65 white in XYZ (Y = 1): what a daylight-balanced camera sees as neutral.
+XYZ_D65 = SRGB_TO_XYZ.sum(axis=1)
 DEFAULT_MAX_MEGAPIXELS = 500.0
 CFA_LETTERS = "RGB"
 
