@@ -44,7 +44,9 @@ def test_interrupt_stops_cleanly_and_a_rerun_resumes(folder, tmp_path, jobs, sig
                              "-j", jobs, "--tile", "128"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
     deadline = time.time() + 120
-    while time.time() < deadline and not (out.is_dir() and any(p.suffix == ".jpg" for p in out.iterdir())):
+    # Wait for a finished file, not a temp one (".ispcli-tmp-*.jpg"), which an interrupt may rightly delete.
+    while time.time() < deadline and not (out.is_dir() and any(
+            p.suffix == ".jpg" and not p.name.startswith(".") for p in out.iterdir())):
         time.sleep(0.05)
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=120)
