@@ -63,6 +63,12 @@ class Recipe:
     exposure: float = 0.0
     auto_exposure: bool = False
     look: str = Look.default.value
+    # learned stages: develop's raw-mosaic denoiser ('none' or a model name); the model of a
+    # one-stage command (denoise, demosaic); the noise σ in 0-255 units (-1: estimate it)
+    denoise: str = "none"
+    model: str = ""
+    sigma: float = -1.0
+    precision: str = "auto"
     # output
     format: str = OutputFormat.jpg.value
     bits: int = 8
@@ -90,7 +96,8 @@ class Recipe:
 
     @property
     def extension(self) -> str:
-        return {"jpg": ".jpg", "png": ".png", "tif": ".tif"}[self.format]
+        """The output suffix; '' for format 'same' (each output keeps its input's suffix)."""
+        return {"jpg": ".jpg", "png": ".png", "tif": ".tif", "same": ""}[self.format]
 
 
 _WB_TRIPLET = re.compile(r"^\s*[0-9.eE+-]+\s*,\s*[0-9.eE+-]+\s*,\s*[0-9.eE+-]+\s*$")
@@ -120,13 +127,18 @@ def validate(r: Recipe) -> None:
     one_of("--highlights", r.highlights, [h.value for h in Highlights])
     one_of("--color-space", r.color_space, COLOR_SPACE_NAMES)
     one_of("--look", r.look, [v.value for v in Look])
-    one_of("--format", r.format, [f.value for f in OutputFormat])
+    one_of("--format", r.format, [f.value for f in OutputFormat] + ["same"])
+    one_of("--precision", r.precision, ("auto", "fp32", "fp16", "bf16"))
+    if r.sigma != -1.0 and not 0.0 <= r.sigma <= 255.0:
+        raise RecipeError(f"--sigma {r.sigma:g}: expected a noise level from 0 to 255 (0-255 units)")
+    if r.denoise != "none" and not r.denoise.strip():
+        raise RecipeError("--denoise: expected a model name or none")
     one_of("--device", r.device.split(":")[0], DEVICE_NAMES)
     if not (r.demosaic in DEMOSAIC_NAMES or r.demosaic.startswith("net:")):
         raise RecipeError(f"--demosaic {r.demosaic!r}: expected one of {', '.join(DEMOSAIC_NAMES)}")
-    if r.bits not in (8, 16, 32):
-        raise RecipeError(f"--bits {r.bits}: expected 8 or 16 (or 32 for float TIFF)")
-    if r.format == "jpg" and r.bits != 8:
+    if r.bits not in (0, 8, 16, 32):
+        raise RecipeError(f"--bits {r.bits}: expected 8 or 16 (or 32 for float TIFF; 0 keeps the input's)")
+    if r.format == "jpg" and r.bits not in (0, 8):
         raise RecipeError(f"--bits {r.bits}: JPEG is 8-bit only; use --format png or tif")
     if r.format == "png" and r.bits == 32:
         raise RecipeError("--bits 32: float output needs --format tif")

@@ -89,3 +89,37 @@ def run_cli(*args: str, stdin: str | None = None, cwd: Path | None = None, timeo
 @pytest.fixture
 def cli():
     return run_cli
+
+
+SHIPPED_WEIGHTS = REPO / "weights"
+
+
+def make_tiny_model(directory: Path, name: str, task: str) -> Path:
+    """An untrained, small model of `task`'s family saved through the real weights code.
+
+    For tests of the machinery (tiling, I/O, manifests); quality tests use the shipped weights.
+    """
+    import torch
+
+    from ispcli.models import registry, weights
+    from ispcli.train import tasks
+
+    spec = tasks.get(task)
+    args = {**spec.args, "channels": [8, 16], "blocks": 1}
+    torch.manual_seed(0)
+    model = registry.build(spec.arch, **args)
+    entry = weights.Entry(name=name, task=task, domain=spec.domain, arch=spec.arch, args=args,
+                          file=f"{name}.pt", sha256="", parameters=0, training={"note": "untrained test model"})
+    weights.save(model, entry, directory)
+    return Path(directory)
+
+
+@pytest.fixture
+def tiny_weights(tmp_path, monkeypatch):
+    """A weights folder with an untrained model per task (tiny-denoise, tiny-demosaic,
+    tiny-raw-denoise), selected through ISPCLI_WEIGHTS for this process and its children."""
+    directory = tmp_path / "weights"
+    for task in ("denoise", "demosaic", "raw-denoise"):
+        make_tiny_model(directory, f"tiny-{task}", task)
+    monkeypatch.setenv("ISPCLI_WEIGHTS", str(directory))
+    return directory

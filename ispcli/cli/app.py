@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from ispcli import __version__
-from ispcli.cli import develop, info
+from ispcli.cli import develop, info, train
 
 app = typer.Typer(
     name="ispcli",
@@ -37,6 +37,7 @@ def root(
 
 app.command("develop", help=develop.__doc__)(develop.develop)
 app.command("info", help=info.__doc__)(info.info)
+app.command("train", help=train.__doc__)(train.train)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ispcli.pipeline.stage import Pipeline
-from ispcli.pipeline.tiling import DEFAULT_TILE_CPU, DEFAULT_TILE_GPU, Tile, tile_grid
+from ispcli.pipeline.tiling import DEFAULT_TILE_CPU, DEFAULT_TILE_GPU, Tile, round_up, tile_grid
 
 Sink = Callable[[Tile, torch.Tensor], None]
 
@@ -22,38 +22,81 @@ def auto_tile(device: torch.device) -> int:
     return DEFAULT_TILE_GPU if device.type != "cpu" else DEFAULT_TILE_CPU
 
 
-def _region(source: np.ndarray, t: Tile, device: torch.device) -> torch.Tensor:
-    """(1, C, h, w) float32 on `device` from an (H, W) or (H, W, C) array."""
+def _region(source: np.ndarray, t: Tile, halo: int, extend: bool) -> tuple[np.ndarray, tuple[int, int]]:
+    """The pixels tile `t` reads, as float32 (H, W[, C]); with `extend`, the context missing
+    at the frame's edges is filled by reflection so every tile sees `halo` pixels around it.
+    Also the (top, left) padding added."""
     part = source[t.ry0:t.ry1, t.rx0:t.rx1]
+    top = left = 0
+    if extend and halo:
+        height, width = source.shape[:2]
+        top, left = halo - (t.y0 - t.ry0), halo - (t.x0 - t.rx0)
+        bottom, right = halo - (t.ry1 - t.y1), halo - (t.rx1 - t.x1)
+        if top or left or bottom or right:
+            pad = [(top, bottom), (left, right)] + [(0, 0)] * (part.ndim - 2)
+            # reflect needs more than one pixel; a 1-pixel frame repeats its only pixel
+            part = np.pad(part, pad, mode="reflect" if min(part.shape[:2]) > 1 else "edge")
     if part.dtype != np.float32:
         part = part.astype(np.float32)
+    return part, (top, left)
+
+
+def _tensor(part: np.ndarray, device: torch.device) -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(part))
     x = x.unsqueeze(0) if x.dim() == 2 else x.permute(2, 0, 1)
     return x.unsqueeze(0).to(device, non_blocking=True)
 
 
 def run(pipeline: Pipeline, source: np.ndarray, sink: Sink, *, device: torch.device,
-        tile: int = 0, align: int = 1,
+        tile: int = 0, align: int = 1, batch: int = 1,
         progress: Callable[[int, int], None] | None = None) -> None:
     """Apply `pipeline` to `source` tile by tile, handing each owned part to `sink`.
 
     `tile` = 0 picks a size for the device; `align` (the CFA period) keeps every tile at
-    the frame's mosaic phase. The result is independent of the tile size as long as every
-    stage's halo is declared truthfully.
+    the frame's mosaic phase; `batch` tiles of the same shape go through together (worth it
+    on a GPU). The result is independent of the tile size as long as every stage's halo is
+    declared truthfully.
     """
     height, width = source.shape[:2]
-    tiles = tile_grid(height, width, tile or auto_tile(device), pipeline.halo, align)
+    halo = round_up(pipeline.halo, align)
+    tiles = tile_grid(height, width, tile or auto_tile(device), halo, align)
+    extend = pipeline.extend
+    done = 0
     with torch.inference_mode():
-        for i, t in enumerate(tiles):
-            out = pipeline(_region(source, t, device))
-            ys, xs = t.crop
-            sink(t, out[..., ys, xs])
+        pending: list[tuple[Tile, np.ndarray, tuple[int, int]]] = []
+
+        def flush():
+            nonlocal done
+            x = torch.cat([_tensor(p, device) for _, p, _ in pending]) if len(pending) > 1 \
+                else _tensor(pending[0][1], device)
+            out = pipeline(x)
+            for i, (t, _, (top, left)) in enumerate(pending):
+                ys, xs = t.crop
+                ys = slice(ys.start + top, ys.stop + top)
+                xs = slice(xs.start + left, xs.stop + left)
+                sink(t, out[i:i + 1, :, ys, xs])
+            done += len(pending)
+            pending.clear()
             if progress:
-                progress(i + 1, len(tiles))
+                progress(done, len(tiles))
+
+        for t in tiles:
+            part, offset = _region(source, t, halo, extend)
+            if pending and pending[0][1].shape != part.shape:
+                flush()
+            pending.append((t, part, offset))
+            if len(pending) >= max(1, batch):
+                flush()
+        if pending:
+            flush()
 
 
-def run_whole(pipeline: Pipeline, source: np.ndarray, device: torch.device) -> torch.Tensor:
+def run_whole(pipeline: Pipeline, source: np.ndarray, device: torch.device, align: int = 1) -> torch.Tensor:
     """The reference result: the whole frame in one piece (tests hold tiles to it)."""
+    height, width = source.shape[:2]
+    halo = round_up(pipeline.halo, align)
+    full = Tile(0, 0, height, width, 0, 0, height, width)
+    part, (top, left) = _region(source, full, halo, pipeline.extend)
     with torch.inference_mode():
-        full = Tile(0, 0, source.shape[0], source.shape[1], 0, 0, source.shape[0], source.shape[1])
-        return pipeline(_region(source, full, device))
+        out = pipeline(_tensor(part, device))
+    return out[..., top:top + height, left:left + width]

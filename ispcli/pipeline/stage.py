@@ -33,6 +33,9 @@ class Stage:
     domain_out: Domain
     fn: Callable[[torch.Tensor], torch.Tensor]
     halo: int = 0
+    # Networks pad their input with zeros at every edge; giving them reflected context at the
+    # frame's borders (as tiles get real context inside) keeps tiles equal to the whole frame.
+    extend: bool = False
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.fn(x)
@@ -58,6 +61,11 @@ class Pipeline:
     def halo(self) -> int:
         """Context a tile needs so its interior equals the whole-frame result."""
         return sum(s.halo for s in self.stages)
+
+    @property
+    def extend(self) -> bool:
+        """Whether tiles touching the frame's edge get reflected context (see Stage.extend)."""
+        return any(s.extend for s in self.stages)
 
     @property
     def domain_in(self) -> Domain:

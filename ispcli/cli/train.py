@@ -1,0 +1,103 @@
+"""Train a model from a folder of clean images; degradations are synthesised on the fly.
+
+TASK is denoise, raw-denoise or demosaic. The run keeps checkpoints in --run-dir
+(default runs/NAME): --resume continues it exactly. At the end the weights and their
+manifest entry are written to the weights folder. Multi-GPU: torchrun --nproc_per_node N
+-m ispcli train ...
+Exit codes: 0 trained, 1 training failed, 2 usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from typing import List, Optional
+
+import typer
+
+from ispcli.cli.output import usage_error
+
+TASK_NAMES = ("denoise", "raw-denoise", "demosaic")
+
+
+def _ints(text: str, option: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        usage_error(f"{option} {text!r}: expected comma-separated integers, e.g. 32,64,128,256")
+    if not values or any(v < 1 for v in values):
+        usage_error(f"{option} {text!r}: expected positive integers")
+    return values
+
+
+def train(
+    task: str = typer.Argument(..., metavar="TASK", help="denoise | raw-denoise | demosaic",
+                               autocompletion=lambda: list(TASK_NAMES)),
+    data: List[str] = typer.Option(..., "--data", help="Folder of clean training images (repeatable)."),
+    out: str = typer.Option(..., "--out", help="Name of the model to write (weights/NAME.pt + manifest)."),
+    val: Optional[List[str]] = typer.Option(None, "--val", help="Validation folder(s); default: a slice held out of --data."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimiser steps; with --resume, a new "
+                                        "length for the run (its schedule follows).  [default: 10000]"),
+    batch: int = typer.Option(16, "--batch", help="Patches per step (per process)."),
+    patch: int = typer.Option(96, "--patch", help="Patch size in pixels (a multiple of 32)."),
+    lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (Adam; warm-up then cosine decay)."),
+    loss: str = typer.Option("l1", "--loss", metavar="l1|l2|ms-ssim", help="Training loss."),
+    seed: int = typer.Option(0, "--seed", help="Seed for weights, patches and degradations."),
+    checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Steps between checkpoints."),
+    val_every: int = typer.Option(500, "--val-every", help="Steps between validations."),
+    channels: Optional[str] = typer.Option(None, "--channels", metavar="C1,C2,...",
+                                           help="U-Net widths per level (default: the task's)."),
+    blocks: Optional[int] = typer.Option(None, "--blocks", help="Convolutions per U-Net level."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
+    run_dir: Optional[str] = typer.Option(None, "--run-dir", help="Checkpoint folder. [default: runs/NAME]"),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir from its checkpoint."),
+    weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="Where to write the weights."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress output."),
+) -> None:
+    if task not in TASK_NAMES:
+        usage_error(f"unknown task {task!r} (known: {', '.join(TASK_NAMES)})")
+    for name, value in (("--steps", steps or 10000), ("--batch", batch), ("--checkpoint-every", checkpoint_every),
+                        ("--val-every", val_every)):
+        if value < 1:
+            usage_error(f"{name} {value}: must be at least 1")
+    if patch < 32 or patch % 32:
+        usage_error(f"--patch {patch}: must be a multiple of 32 (the U-Net's downsampling)")
+    if not lr > 0:
+        usage_error(f"--lr {lr}: must be positive")
+    if loss not in ("l1", "l2", "ms-ssim"):
+        usage_error(f"--loss {loss!r}: expected l1, l2 or ms-ssim")
+    if not out or "/" in out or out.startswith("."):
+        usage_error(f"--out {out!r}: a model name, not a path")
+    arch_args = {}
+    if channels:
+        arch_args["channels"] = _ints(channels, "--channels")
+    if blocks is not None:
+        arch_args["blocks"] = _ints(str(blocks), "--blocks")[0]
+
+    import torch
+
+    from ispcli.pipeline.device import DeviceError
+    from ispcli.train.data import DataError
+    from ispcli.train.loop import TrainConfig, TrainError
+    from ispcli.train.loop import train as run_training
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = TrainConfig(task=task, data=list(data), val=list(val or []), out=out, steps=steps or 10000, batch=batch,
+                      patch=patch, lr=lr, loss=loss, seed=seed, checkpoint_every=checkpoint_every,
+                      val_every=val_every, arch_args=arch_args, device=device, run_dir=run_dir or "",
+                      command="ispcli " + shlex.join(sys.argv[1:]))
+    try:
+        entry = run_training(cfg, resume=resume, weights_dir=weights_dir, quiet=quiet,
+                             steps_override=steps if resume else None)
+    except (DataError, TrainError, DeviceError, ValueError) as exc:
+        sys.stderr.write(f"ispcli: error: {exc}\n")
+        raise typer.Exit(1 if isinstance(exc, TrainError) and "loss became" in str(exc) else 2)
+    except KeyboardInterrupt:
+        sys.stderr.write("ispcli: interrupted; the last checkpoint is kept (--resume continues)\n")
+        raise typer.Exit(130)
+    if entry is not None and not quiet:
+        psnr = entry.training.get("validation_psnr")
+        sys.stderr.write(f"wrote model {entry.name} ({entry.parameters:,} parameters, "
+                         f"validation {psnr} dB) sha256 {entry.sha256[:12]}…\n")

@@ -1,0 +1,1 @@
+"""Benchmarks: metrics, degradations with a fixed seed, baselines and result tables."""

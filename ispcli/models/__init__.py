@@ -1,0 +1,1 @@
+"""Learned models: architectures by name (`registry`) and shipped weights (`weights`)."""

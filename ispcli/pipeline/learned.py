@@ -1,0 +1,108 @@
+"""Learned stages: trained networks wrapped as `Stage`s, interchangeable with classical ones.
+
+Each builder loads its model through the registry (so the manifest's task and domain are
+checked), declares a halo of the network's receptive field and asks the runner for
+reflected context at the frame's edges: tiled output then equals whole-frame output.
+Inputs are built by `models.conditioning`, the same code `train` used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from ispcli.models import conditioning, registry
+from ispcli.pipeline.stage import Domain, Stage
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+class StageError(ValueError):
+    """A learned stage that cannot run on this input (e.g. an X-Trans mosaic)."""
+
+
+def _autocast(device: torch.device, precision: str):
+    """Half precision only on CUDA, where it is fast and the models were checked in it;
+    on the CPU fp32 is exact and deterministic."""
+    if device.type != "cuda" or precision in ("fp32",):
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def _prepare(model, device: torch.device):
+    model = model.to(device)
+    return model
+
+
+def denoise_stage(model_name: str, sigma: float, *, device: torch.device, precision: str = "auto") -> Stage:
+    """Display-referred denoising with a known noise σ (in [0, 1] units)."""
+    model = _prepare(registry.load(model_name, task="denoise", domain="display"), device)
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        with _autocast(x.device, precision):
+            out = model(conditioning.denoise_input(x, sigma))
+        return out.float()
+
+    return Stage("denoise", Domain.display, Domain.display, fn, halo=model.receptive_field, extend=True)
+
+
+def _bayer(cfa) -> list[list[int]]:
+    pattern = torch.as_tensor(cfa).tolist()
+    if len(pattern) != 2:
+        raise StageError("learned raw stages handle Bayer mosaics only (this file is X-Trans); "
+                         "use a classical --demosaic and no raw --denoise")
+    return pattern
+
+
+def _srgb_encode(x: torch.Tensor) -> torch.Tensor:
+    """sRGB's curve, odd-symmetric below 0 and continued above 1 (raw values can be either)."""
+    a = x.abs()
+    y = torch.where(a <= 0.0031308, a * 12.92, 1.055 * a.clamp_min(0.0031308) ** (1 / 2.4) - 0.055)
+    return torch.copysign(y, x)
+
+
+def _srgb_decode(y: torch.Tensor) -> torch.Tensor:
+    a = y.abs()
+    x = torch.where(a <= 0.04045, a / 12.92, ((a.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4)
+    return torch.copysign(x, y)
+
+
+def demosaic_stage(model_name: str, cfa, *, device: torch.device, precision: str = "auto",
+                   encoded: bool = False) -> Stage:
+    """A learned demosaicker. It was trained on sRGB-encoded mosaics, so linear data
+    (`encoded=False`, as in develop) goes through the sRGB curve and back around it."""
+    model = _prepare(registry.load(model_name, task="demosaic", domain="mosaic"), device)
+    pattern = _bayer(cfa)
+    from ispcli.isp.demosaic import HALO
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        m, offset = conditioning.to_rggb(x, pattern)
+        if not encoded:
+            m = _srgb_encode(m)
+        with _autocast(x.device, precision):
+            out = model(conditioning.demosaic_input(m)).float()
+        out = conditioning.from_rggb(out, offset)
+        return out if encoded else _srgb_decode(out)
+
+    return Stage("demosaic", Domain.mosaic, Domain.camera, fn,
+                 halo=model.receptive_field + HALO["menon"] + 1, extend=True)
+
+
+def raw_denoise_stage(model_name: str, cfa, gains, shot: float, read: float, *,
+                      device: torch.device, precision: str = "auto") -> Stage:
+    """A raw-mosaic denoiser on the white-balanced mosaic; `shot`/`read` are the noise
+    variances of the unbalanced normalised sensor data (Brooks et al.'s model)."""
+    model = _prepare(registry.load(model_name, task="raw-denoise", domain="mosaic"), device)
+    pattern = _bayer(cfa)
+    gains = torch.as_tensor(gains, dtype=torch.float32)
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        m, offset = conditioning.to_rggb(x, pattern)
+        plane = conditioning.site_gain_plane(gains.to(x.device), m.shape[-2], m.shape[-1], m.shape[0])
+        with _autocast(x.device, precision):
+            out = model(conditioning.raw_denoise_input(m, plane, shot, read)).float()
+        return conditioning.from_rggb(out, offset)
+
+    return Stage("raw_denoise", Domain.mosaic, Domain.mosaic, fn, halo=model.receptive_field + 1, extend=True)

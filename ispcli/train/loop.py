@@ -1,0 +1,292 @@
+"""The training loop behind `ispcli train`: seeded patches, on-the-fly degradations,
+atomic checkpoints with exact resume, validation PSNR, a JSONL log, optional DDP.
+
+A run lives in a folder (`runs/NAME` unless told otherwise): `config.json`, `checkpoint.pt`
+(written atomically every `checkpoint_every` steps and at the end) and `log.jsonl`. At the
+end the weights and their manifest entry go to `weights/`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from ispcli.eval import metrics
+from ispcli.models import registry, weights
+from ispcli.train import data, tasks
+
+
+@dataclass
+class TrainConfig:
+    task: str
+    data: list[str]
+    out: str
+    val: list[str] = field(default_factory=list)
+    steps: int = 10000
+    batch: int = 16
+    patch: int = 96
+    lr: float = 1e-3
+    loss: str = "l1"
+    seed: int = 0
+    checkpoint_every: int = 500
+    val_every: int = 500
+    val_images: int = 8
+    arch_args: dict = field(default_factory=dict)
+    device: str = "auto"
+    run_dir: str = ""
+    command: str = ""
+
+
+class TrainError(ValueError):
+    pass
+
+
+LOSSES = ("l1", "l2", "ms-ssim")
+
+
+def loss_fn(name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if name == "l1":
+        return F.l1_loss(pred, target)
+    if name == "l2":
+        return F.mse_loss(pred, target)
+    if name == "ms-ssim":
+        # MS-SSIM alone drifts in flat colour; the usual mix keeps a little L1 (Zhao et al. 2017).
+        return 0.84 * (1 - metrics.ms_ssim(pred, target).mean()) + 0.16 * F.l1_loss(pred, target)
+    raise TrainError(f"--loss {name!r}: expected one of {', '.join(LOSSES)}")
+
+
+def _lr_factor(step: int, total: int, warmup: int = 200) -> float:
+    """Linear warm-up, then cosine decay to 1% of the peak."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class _Distributed:
+    """DDP when started by torchrun (WORLD_SIZE > 1); a no-op otherwise."""
+
+    def __init__(self, device: torch.device):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        if self.world > 1:
+            import torch.distributed as dist
+
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            dist.init_process_group(backend)
+            self.dist = dist
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, model, device):
+        if self.world == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def close(self):
+        if self.world > 1:
+            self.dist.destroy_process_group()
+
+
+def _device(cfg: TrainConfig) -> torch.device:
+    from ispcli.pipeline.device import resolve_device
+
+    device = resolve_device(cfg.device)
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return device
+
+
+def _validate(model, val_crops, task, device, seed: int) -> float:
+    g = torch.Generator().manual_seed(seed)
+    scores = []
+    model.eval()
+    with torch.inference_mode():
+        for clean in val_crops:
+            x, target = task.make_pair(clean, g)
+            pred = model(x.to(device)).cpu()
+            scores.append(float(metrics.psnr(pred.clamp(0, 1) if task.domain == "display" else pred, target)))
+    model.train()
+    return sum(scores) / len(scores)
+
+
+def _split_validation(cfg, task, images, files):
+    """Validation images: `--val` folders, else a fixed slice held out of the training data."""
+    if cfg.val:
+        val_images, _ = data.load_images(cfg.val, 32, jpeg_downscale=task.jpeg_downscale)
+        return images, val_images[:cfg.val_images]
+    k = max(1, min(cfg.val_images, len(images) // 25))
+    if len(images) - k < cfg.batch:
+        return images, images[:k]          # too few to hold any out: validate on training images
+    step = len(images) // k
+    held = set(range(0, step * k, step))
+    return [im for i, im in enumerate(images) if i not in held], [images[i] for i in sorted(held)]
+
+
+class _Reporter:
+    """A rich progress bar on a terminal; a plain line per validation otherwise."""
+
+    def __init__(self, cfg: TrainConfig, start: int, quiet: bool):
+        self.cfg, self.quiet = cfg, quiet
+        self.progress = None
+        if not quiet and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn(f"train {cfg.task} → {cfg.out}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[status]}"), TimeRemainingColumn(),
+                                     console=Console(stderr=True))
+            self.bar = self.progress.add_task("train", total=cfg.steps, completed=start, status="")
+            self.progress.start()
+
+    def update(self, step: int, loss: float, val: float | None, validated: bool):
+        status = f"loss {loss:.4f}" + (f"  val {val:.2f} dB" if val is not None else "")
+        if self.progress:
+            self.progress.update(self.bar, completed=step, status=status)
+        elif not self.quiet and validated:
+            print(f"step {step}/{self.cfg.steps}  {status}", file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.progress:
+            self.progress.stop()
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bool = False,
+          steps_override: int | None = None) -> weights.Entry | None:
+    """Run (or with `resume`, continue) a training run; returns the manifest entry written.
+
+    `steps_override` on resume changes the run's length (and so its learning-rate schedule),
+    e.g. to end a run early at a lower rate; everything else keeps the run's recipe."""
+    task = tasks.get(cfg.task)
+    if cfg.loss not in LOSSES:
+        raise TrainError(f"--loss {cfg.loss!r}: expected one of {', '.join(LOSSES)}")
+    if cfg.steps < 1 or cfg.batch < 1 or cfg.patch < 32 or cfg.patch % 32:
+        raise TrainError("--steps and --batch must be ≥ 1 and --patch a multiple of 32")
+    run_dir = Path(cfg.run_dir or Path("runs") / cfg.out)
+    ckpt_path = run_dir / "checkpoint.pt"
+    if resume:
+        if not ckpt_path.is_file():
+            raise TrainError(f"{ckpt_path}: no checkpoint to resume from")
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        saved = json.loads((run_dir / "config.json").read_text())
+        cfg = TrainConfig(**{**saved, "device": cfg.device})   # a resumed run keeps its recipe
+        if steps_override is not None:
+            if steps_override <= int(ckpt["step"]):
+                raise TrainError(f"--steps {steps_override}: the run is already at step {int(ckpt['step'])}")
+            cfg.steps = steps_override
+            (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    elif ckpt_path.exists():
+        raise TrainError(f"{ckpt_path} exists: use --resume to continue that run, or another --run-dir")
+
+    device = _device(cfg)
+    dist = _Distributed(device)
+    images, files = data.load_images(cfg.data, cfg.patch, jpeg_downscale=task.jpeg_downscale, min_count=cfg.batch)
+    train_images, val_images = _split_validation(cfg, task, images, files)
+    val_crops = data.centre_crops(val_images, 256)
+
+    args = {**task.args, **cfg.arch_args}
+    torch.manual_seed(cfg.seed)
+    model = registry.build(task.arch, **args).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg.steps))
+    sampler = data.PatchSampler(train_images, cfg.patch, cfg.seed * 1000 + dist.rank)
+    degrade_gen = torch.Generator().manual_seed(cfg.seed * 1000 + 500 + dist.rank)
+    start, elapsed_before, best = 0, 0.0, None
+    if resume:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        sampler.restore(ckpt["sampler"][dist.rank] if dist.rank < len(ckpt["sampler"]) else ckpt["sampler"][0])
+        degrade_gen.set_state(ckpt["degrade"][dist.rank] if dist.rank < len(ckpt["degrade"]) else ckpt["degrade"][0])
+        start, elapsed_before = int(ckpt["step"]), float(ckpt["elapsed"])
+        best = ckpt.get("val_psnr")
+    elif dist.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    net = dist.wrap(model, device)
+
+    def checkpoint(step: int, val: float | None):
+        states = [sampler.state()], [degrade_gen.get_state()]
+        if dist.world > 1:
+            gathered = [None] * dist.world
+            dist.dist.all_gather_object(gathered, (sampler.state(), degrade_gen.get_state()))
+            states = [s for s, _ in gathered], [d for _, d in gathered]
+        if dist.main:
+            _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                          "scheduler": scheduler.state_dict(), "sampler": states[0], "degrade": states[1],
+                          "step": step, "elapsed": elapsed_before + time.time() - t0, "val_psnr": val}, ckpt_path)
+
+    reporter = _Reporter(cfg, start, quiet or not dist.main)
+    log = open(run_dir / "log.jsonl", "a") if dist.main else None
+    t0 = time.time()
+    val = best
+    running = None
+    try:
+        model.train()
+        for step in range(start, cfg.steps):
+            clean = sampler.batch(cfg.batch)
+            x, target = task.make_pair(clean, degrade_gen)
+            pred = net(x.to(device, non_blocking=True))
+            loss = loss_fn(cfg.loss, pred, target.to(device, non_blocking=True))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise TrainError(f"loss became {value} at step {step + 1}; lower --lr")
+            running = value if running is None else 0.98 * running + 0.02 * value
+            done = step + 1
+            val_now = None
+            if done % cfg.val_every == 0 or done == cfg.steps:
+                val = val_now = _validate(model, val_crops, task, device, cfg.seed) if dist.main else None
+            if log is not None and (done % 50 == 0 or val_now is not None):
+                log.write(json.dumps({"step": done, "loss": round(running, 6), "lr": scheduler.get_last_lr()[0],
+                                      "val_psnr": None if val_now is None else round(val_now, 3),
+                                      "elapsed_s": round(elapsed_before + time.time() - t0, 1)}) + "\n")
+                log.flush()
+            reporter.update(done, running, val, val_now is not None)
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                checkpoint(done, val)
+    finally:
+        reporter.close()
+        if log is not None:
+            log.close()
+    entry = None
+    if dist.main:
+        entry = weights.Entry(
+            name=cfg.out, task=task.name, domain=task.domain, arch=task.arch, args=args,
+            file=f"{cfg.out}.pt", sha256="", parameters=0,
+            training={"command": cfg.command, "data": cfg.data, "images": len(train_images),
+                      "validation_images": len(val_images), "steps": cfg.steps, "batch": cfg.batch * dist.world,
+                      "patch": cfg.patch, "loss": cfg.loss, "lr": cfg.lr, "seed": cfg.seed,
+                      "degradation": task.summary, "device": str(device), "processes": dist.world,
+                      "seconds": round(elapsed_before + time.time() - t0),
+                      "validation_psnr": None if val is None else round(val, 2)})
+        old = weights.read_manifest(weights_dir).get(cfg.out)
+        if old is not None and old.task == task.name:
+            entry.scores = {}   # new weights: old scores no longer describe them
+        weights.save(model, entry, weights_dir)
+    dist.close()
+    return entry
