@@ -10,6 +10,7 @@ import typer
 
 from ispcli import __version__
 from ispcli.cli import develop, info, train
+from ispcli.cli import models as models_cmd
 
 app = typer.Typer(
     name="ispcli",
@@ -38,6 +39,7 @@ def root(
 app.command("develop", help=develop.__doc__)(develop.develop)
 app.command("info", help=info.__doc__)(info.info)
 app.command("train", help=train.__doc__)(train.train)
+app.command("models", help=models_cmd.__doc__)(models_cmd.models)
 
 
 def main() -> None:

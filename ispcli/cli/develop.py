@@ -24,6 +24,22 @@ def _choice(values) -> str:
     return "|".join(values)
 
 
+def check_models(r) -> None:
+    """Refuse an unknown, corrupt or wrong-kind model once, before any file is read."""
+    from ispcli.models import registry, weights
+
+    wanted = []
+    if r.denoise != "none":
+        wanted.append(("--denoise", r.denoise, "raw-denoise"))
+    if r.demosaic.startswith("net:"):
+        wanted.append(("--demosaic", r.demosaic[4:], "demosaic"))
+    for option, name, task in wanted:
+        try:
+            registry.check(name, task=task, domain="mosaic")
+        except (registry.ModelError, weights.WeightsError) as exc:
+            usage_error(f"{option} {name}: {exc}")
+
+
 def develop(
     inputs: List[str] = typer.Argument(..., metavar="INPUT...", show_default=False,
                                        help="Raw files, folders, globs, or - for paths on stdin."),
@@ -46,8 +62,16 @@ def develop(
                                      help="White balance.  [default: camera]", rich_help_panel=_PROC),
     highlights: Optional[str] = typer.Option(None, "--highlights", metavar="clip|blend|reconstruct",
                                              help="Clipped highlights.  [default: blend]", rich_help_panel=_PROC),
-    demosaic: Optional[str] = typer.Option(None, "--demosaic", metavar=_choice(DEMOSAIC_NAMES),
-                                           help="Demosaicking method.  [default: default]", rich_help_panel=_PROC),
+    demosaic: Optional[str] = typer.Option(None, "--demosaic", metavar=_choice(DEMOSAIC_NAMES) + "|net:NAME",
+                                           help="Demosaicking method; net:NAME for a learned demosaicker "
+                                                "(ispcli models).  [default: default]", rich_help_panel=_PROC),
+    denoise: Optional[str] = typer.Option(None, "--denoise", metavar="NAME|none",
+                                          help="Raw-mosaic denoiser model, run before demosaicking; noise level "
+                                               "from the ISO, else measured.  [default: none]",
+                                          rich_help_panel=_PROC),
+    precision: Optional[str] = typer.Option(None, "--precision", metavar="auto|fp32|fp16|bf16",
+                                            help="Arithmetic of learned stages on a GPU (the CPU always uses "
+                                                 "fp32).  [default: auto = fp16 on CUDA]", rich_help_panel=_RUN),
     color_space: Optional[str] = typer.Option(None, "--color-space", metavar=_choice(COLOR_SPACE_NAMES),
                                               help="Output colour space (its ICC profile is embedded).  "
                                                    "[default: srgb]", rich_help_panel=_PROC),
@@ -85,6 +109,7 @@ def develop(
     overrides = {
         "format": fmt, "bits": bits, "quality": quality, "name": name, "wb": wb,
         "highlights": highlights, "demosaic": demosaic, "color_space": color_space,
+        "denoise": denoise, "precision": precision,
         "exposure": exposure, "auto_exposure": auto_exposure, "look": look, "tile": tile, "device": device,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
@@ -106,6 +131,7 @@ def develop(
             resolve_device(r.device)
         except DeviceError as exc:
             usage_error(str(exc))
+    check_models(r)
     if jobs < 0:
         usage_error(f"--jobs {jobs}: expected 0 (auto) or a positive number")
     if max_megapixels <= 0:

@@ -32,6 +32,8 @@ class Analysis:
     exposure_ev: float
     matrix: list[list[float]]
     warnings: list[str] = field(default_factory=list)
+    # raw denoising: shot/read variances of the normalised sensor data and where they came from
+    noise: dict | None = None
 
 
 def binned_preview(raw: RawImage, max_pixels: int = PREVIEW_PIXELS) -> torch.Tensor:
@@ -70,6 +72,42 @@ def choose_white_balance(raw: RawImage, recipe: Recipe, preview: torch.Tensor) -
     return grey_world(preview).double().numpy(), "auto", notes
 
 
+def green_sites(raw: RawImage, max_pixels: int = 2_000_000) -> np.ndarray:
+    """Normalised values of one green CFA site from a central crop at full resolution
+    (noise must be measured before any binning averages it away)."""
+    p = raw.cfa.shape[0]
+    ys, xs = np.nonzero(raw.cfa == 1)
+    dy, dx = int(ys[0]), int(xs[0])
+    plane = raw.data[dy::p, dx::p]
+    side = int(np.sqrt(max_pixels))
+    y0, x0 = max(0, (plane.shape[0] - side) // 2), max(0, (plane.shape[1] - side) // 2)
+    crop = plane[y0:y0 + side, x0:x0 + side].astype(np.float32)
+    black = float(raw.black[dy, dx]) if np.ndim(raw.black) == 2 else float(np.mean(raw.black))
+    return (crop - black) / (raw.white - black)
+
+
+def noise_levels(raw: RawImage) -> dict:
+    """Shot/read noise of the sensor data: from the ISO when the file records it, else
+    measured (the σ the wavelet estimator sees on a green site, read as shot noise at the
+    median level plus Brooks et al.'s read-noise fit)."""
+    from ispcli.train.unprocess import noise_levels_for_iso, read_from_shot
+
+    if raw.exif.iso:
+        shot, read = noise_levels_for_iso(raw.exif.iso)
+        return {"shot": shot, "read": read, "source": f"ISO {raw.exif.iso}"}
+    from ispcli.isp.noise import estimate_sigma
+
+    green = green_sites(raw)
+    sigma = estimate_sigma(green[..., None])
+    level = max(float(np.median(green)), 1e-3)
+    lo, hi = 1e-7, 1.0
+    for _ in range(60):  # σ² = shot·level + read(shot) grows with shot: bisect in log space
+        mid = (lo * hi) ** 0.5
+        lo, hi = (mid, hi) if mid * level + read_from_shot(mid) < sigma ** 2 else (lo, mid)
+    shot = (lo * hi) ** 0.5
+    return {"shot": shot, "read": read_from_shot(shot), "source": f"estimated (σ {sigma:.4f} at {level:.3f})"}
+
+
 def analyse(raw: RawImage, recipe: Recipe) -> Analysis:
     preview = binned_preview(raw)
     gains, source, notes = choose_white_balance(raw, recipe, preview)
@@ -84,12 +122,20 @@ def analyse(raw: RawImage, recipe: Recipe) -> Analysis:
         ev += tone.auto_exposure_ev(lin, torch.tensor(to_xyz[1], dtype=torch.float32))
     else:
         ev += raw.baseline_exposure + (tone.DEFAULT_LOOK_EV if recipe.look == "default" else 0.0)
+    noise = None
+    if recipe.denoise != "none":
+        if raw.cfa is not None and raw.kind == "bayer":
+            noise = noise_levels(raw)
+        else:
+            notes.append(f"--denoise {recipe.denoise}: the raw denoiser needs a Bayer mosaic; not applied")
     return Analysis(wb_gains=[float(g) for g in gains], wb_source=source, exposure_ev=float(ev),
-                    matrix=np.asarray(matrix).tolist(), warnings=notes)
+                    matrix=np.asarray(matrix).tolist(), warnings=notes, noise=noise)
 
 
-def build_pipeline(raw: RawImage, recipe: Recipe, analysis: Analysis, *, float_output: bool = False) -> Pipeline:
+def build_pipeline(raw: RawImage, recipe: Recipe, analysis: Analysis, *, float_output: bool = False,
+                   device: torch.device | None = None) -> Pipeline:
     """The develop chain for this file, every number fixed by the analysis pass."""
+    device = device or torch.device("cpu")
     gains = torch.tensor(analysis.wb_gains, dtype=torch.float32)
     threshold = highlights.clip_threshold(gains)
     matrix = torch.tensor(analysis.matrix, dtype=torch.float32)
@@ -106,9 +152,22 @@ def build_pipeline(raw: RawImage, recipe: Recipe, analysis: Analysis, *, float_o
         if recipe.highlights == "clip":
             stages.append(Stage("highlight_clip", Domain.mosaic, Domain.mosaic,
                                 lambda x: highlights.clip_highlights(x, threshold)))
-        method = recipe.demosaic if raw.kind == "bayer" else "bilinear" if recipe.demosaic == "bilinear" else "default"
-        stages.append(Stage("demosaic", Domain.mosaic, Domain.camera,
-                            lambda x: demosaic.demosaic(x, cfa, method), halo=demosaic.HALO[method]))
+        if analysis.noise is not None:
+            from ispcli.pipeline import learned
+
+            stages.append(learned.raw_denoise_stage(recipe.denoise, cfa, gains, analysis.noise["shot"],
+                                                    analysis.noise["read"], device=device,
+                                                    precision=recipe.precision))
+        if recipe.demosaic.startswith("net:"):
+            from ispcli.pipeline import learned
+
+            stages.append(learned.demosaic_stage(recipe.demosaic[4:], cfa, device=device,
+                                                 precision=recipe.precision))
+        else:
+            method = recipe.demosaic if raw.kind == "bayer" else "bilinear" if recipe.demosaic == "bilinear" \
+                else "default"
+            stages.append(Stage("demosaic", Domain.mosaic, Domain.camera,
+                                lambda x: demosaic.demosaic(x, cfa, method), halo=demosaic.HALO[method]))
     else:
         black = torch.as_tensor(raw.black, dtype=torch.float32).view(1, 3, 1, 1)
         stages += [

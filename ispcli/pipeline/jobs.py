@@ -77,7 +77,7 @@ def develop_array(raw, recipe: Recipe, device=None):
 
     device = device or resolve_device(recipe.device)
     analysis = develop.analyse(raw, recipe)
-    pipeline = develop.build_pipeline(raw, recipe, analysis, float_output=recipe.bits == 32)
+    pipeline = develop.build_pipeline(raw, recipe, analysis, float_output=recipe.bits == 32, device=device)
     canvas = Canvas(raw.height, raw.width, raw.orientation, recipe.bits)
     align = raw.cfa.shape[0] if raw.cfa is not None else 1
     runner.run(pipeline, raw.data, canvas, device=device, tile=recipe.tile, align=align)
@@ -134,6 +134,19 @@ def develop_file(job: Job) -> FileResult:
         result.error = None
     except FileError as exc:
         result.error = exc.reason
+    except ValueError as exc:
+        # a learned stage that cannot take this file (X-Trans) or a model that broke since
+        # the batch started: the stage's own message is the reason
+        from ispcli.models.registry import ModelError
+        from ispcli.models.weights import WeightsError
+        from ispcli.pipeline.learned import StageError
+
+        if not isinstance(exc, (StageError, ModelError, WeightsError)):
+            if os.environ.get("ISPCLI_DEBUG"):
+                raise
+            result.error = f"internal error ({type(exc).__name__}: {exc}); set ISPCLI_DEBUG=1 for a traceback"
+        else:
+            result.error = str(exc)
     except MemoryError:
         result.error = "out of memory (try a smaller --tile or fewer --jobs)"
     except OSError as exc:
