@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from conftest import SAMPLES, natural_image, synthetic_raw_file
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import SAMPLES, natural_image, synthetic_raw_file
 from ispcli.cli.app import app
 
 DC50 = SAMPLES / "kodak_dc50.kdc"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import natural_image, psnr_after_gain, synthetic_raw_file
 from typer.testing import CliRunner
 
-from conftest import natural_image, psnr_after_gain, synthetic_raw_file
 from ispcli.cli.app import app
 from ispcli.io.images import read_image
 

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import natural_image, run_cli, synthetic_raw_file
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import SHARED_RAWS, requires_shared
+
 from ispcli.io.raw import read_raw
 from ispcli.pipeline.jobs import develop_array
 from ispcli.recipe import Recipe

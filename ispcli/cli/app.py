@@ -9,7 +9,10 @@ from __future__ import annotations
 import typer
 
 from ispcli import __version__
+from ispcli.cli import demosaic as demosaic_cmd
+from ispcli.cli import denoise as denoise_cmd
 from ispcli.cli import develop, info, train
+from ispcli.cli import eval as eval_cmd
 from ispcli.cli import models as models_cmd
 
 app = typer.Typer(
@@ -37,9 +40,12 @@ def root(
 
 
 app.command("develop", help=develop.__doc__)(develop.develop)
+app.command("denoise", help=denoise_cmd.__doc__)(denoise_cmd.denoise)
+app.command("demosaic", help=demosaic_cmd.__doc__)(demosaic_cmd.demosaic)
 app.command("info", help=info.__doc__)(info.info)
 app.command("train", help=train.__doc__)(train.train)
 app.command("models", help=models_cmd.__doc__)(models_cmd.models)
+app.command("eval", help=eval_cmd.__doc__)(eval_cmd.eval_command)
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
 """Running a batch from the command line: plan, execute, show progress, summarise.
 
-Shared by every subcommand that maps input files to output files. Progress and the summary
-go to stderr (a progress bar only on a terminal); `--json` writes one object per file to
-stdout; the exit code says whether everything worked.
+Shared by every subcommand that maps input files to output files (develop, denoise,
+demosaic): each gives its worker function, its verb and the input extensions it discovers.
+Progress and the summary go to stderr (a progress bar only on a terminal); `--json` writes
+one object per file to stdout; the exit code says whether everything worked.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ispcli.cli.output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, err_console
 from ispcli.recipe import Recipe
@@ -28,7 +30,16 @@ class BatchOptions:
     quiet: bool = False
     json: bool = False
     max_megapixels: float = 500.0
+    # what folders and globs pick up; empty: raw files
     extensions: set = field(default_factory=set)
+    # the per-file worker: a picklable top-level function Job -> FileResult (None: develop_file)
+    worker: Callable | None = None
+    # the status of a file that worked, as the summary says it ("3 developed, ...")
+    verb: str = "developed"
+    # the progress bar's label
+    activity: str = "developing"
+    # extra per-job settings (Job fields), e.g. {"cfa": "RGGB"}
+    job_fields: dict = field(default_factory=dict)
 
 
 class Interrupted(Exception):
@@ -64,7 +75,7 @@ def run_batch(opts: BatchOptions) -> int:
     for p in plans:
         if p.status == "todo":
             todo.append(Job(p.source, p.output, opts.recipe, overwrite=opts.overwrite, sidecar=opts.sidecar,
-                            max_megapixels=opts.max_megapixels))
+                            max_megapixels=opts.max_megapixels, **opts.job_fields))
         else:
             results.append(FileResult(p.source, p.output, p.status,
                                       error=p.reason if p.status == "failed" else None))
@@ -85,7 +96,7 @@ def run_batch(opts: BatchOptions) -> int:
         signal.signal(signal.SIGTERM, old)
     elapsed = time.perf_counter() - start
     if not opts.quiet or code != EXIT_OK or any(r.status == "failed" for r in results):
-        _summary(results, elapsed, console, interrupted=code != EXIT_OK, quiet=opts.quiet)
+        _summary(results, elapsed, console, interrupted=code != EXIT_OK, quiet=opts.quiet, verb=opts.verb)
     if code != EXIT_OK:
         return code
     return EXIT_FAILED if any(r.status == "failed" for r in results) else EXIT_OK
@@ -95,6 +106,7 @@ def _execute(todo, opts: BatchOptions, console):
     from ispcli.pipeline.executor import auto_jobs, run_jobs
     from ispcli.pipeline.jobs import FileResult, develop_file
 
+    worker = opts.worker or develop_file
     workers = opts.jobs or auto_jobs(len(todo))
 
     def crashed(job, reason):
@@ -102,16 +114,22 @@ def _execute(todo, opts: BatchOptions, console):
 
     show_bar = not opts.quiet and sys.stderr.isatty() and todo
     if not show_bar:
-        yield from run_jobs(develop_file, todo, workers, on_crash=crashed)
+        yield from run_jobs(worker, todo, workers, on_crash=crashed)
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
-    with Progress(TextColumn("[bold]developing"), BarColumn(), MofNCompleteColumn(),
+    with Progress(TextColumn(f"[bold]{opts.activity}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
                   transient=True) as bar:
-        task = bar.add_task("develop", total=len(todo), rate="")
+        task = bar.add_task(opts.activity, total=len(todo), rate="")
         t0, mp = time.perf_counter(), 0.0
-        for r in run_jobs(develop_file, todo, workers, on_crash=crashed):
+        for r in run_jobs(worker, todo, workers, on_crash=crashed):
             mp += r.megapixels
             rate = mp / max(1e-6, time.perf_counter() - t0)
             bar.update(task, advance=1, rate=f"{rate:.1f} MP/s")
@@ -129,10 +147,13 @@ def _emit(result, opts: BatchOptions, console) -> None:
             console.print(f"warning: {result.input}: {w}", markup=False)
 
 
-def _summary(results, elapsed: float, console, *, interrupted: bool, quiet: bool) -> None:
-    counts = {s: sum(r.status == s for r in results) for s in ("developed", "skipped", "failed")}
-    mp = sum(r.megapixels for r in results if r.status == "developed")
-    line = (f"{counts['developed']} developed, {counts['skipped']} skipped, {counts['failed']} failed "
+def _summary(results, elapsed: float, console, *, interrupted: bool, quiet: bool,
+             verb: str = "developed") -> None:
+    done = sum(r.done for r in results)
+    skipped = sum(r.status == "skipped" for r in results)
+    failed = sum(r.status == "failed" for r in results)
+    mp = sum(r.megapixels for r in results if r.done)
+    line = (f"{done} {verb}, {skipped} skipped, {failed} failed "
             f"in {elapsed:.1f} s" + (f" ({mp / elapsed:.1f} MP/s)" if elapsed > 0 and mp else ""))
     if interrupted:
         line = "interrupted: " + line

@@ -70,7 +70,7 @@ def _table(rows: list[dict], root) -> None:
     t = Table(title=f"models in {root}", title_justify="left")
     for col, kw in (("name", {"style": "bold"}), ("task", {}), ("domain", {}), ("architecture", {}),
                     ("parameters", {"justify": "right"}), ("size", {"justify": "right"}), ("sha256", {}),
-                    ("val. PSNR", {"justify": "right"}), ("scores", {}), ("file", {})):
+                    ("val. PSNR", {"justify": "right"}), ("scores", {}), ("check", {})):
         t.add_column(col, **kw)
     for d in rows:
         val = (d.get("training") or {}).get("validation_psnr")

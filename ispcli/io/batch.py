@@ -21,6 +21,8 @@ RAW_EXTENSIONS = {
     ".erf", ".fff", ".gpr", ".iiq", ".k25", ".kdc", ".mef", ".mos", ".mrw", ".nef", ".nrw",
     ".orf", ".pef", ".raf", ".raw", ".rw2", ".rwl", ".sr2", ".srf", ".srw", ".x3f",
 }
+# what denoise (and demosaic --cfa, without JPEG) pick up in folders
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 TEMPLATE_FIELDS = ("stem", "ext", "camera", "make", "model", "iso", "date", "lens", "index")
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
 
@@ -142,7 +144,9 @@ def check_template(template: str) -> None:
 
 def output_path(source: Source, out_dir: str, template: str, extension: str, *, index: int = 0,
                 exif=None) -> str:
-    """The output file for `source`: out_dir / mirrored subdir / expanded template + ext."""
+    """The output file for `source`: out_dir / mirrored subdir / expanded template + ext.
+
+    An empty `extension` (format "same") keeps the source's own suffix."""
     p = Path(source.path)
     date = _exif_date(getattr(exif, "datetime", None)) if exif else None
     values = {
@@ -157,7 +161,7 @@ def output_path(source: Source, out_dir: str, template: str, extension: str, *, 
     name = _Formatter().format(template, **values)
     parts = [sanitize(part) for part in Path(name).parts if part not in ("", ".", "..", "/")]
     out = Path(out_dir, source.subdir, *parts)
-    return str(out.with_name(out.name + extension))
+    return str(out.with_name(out.name + (extension or p.suffix)))
 
 
 @dataclass

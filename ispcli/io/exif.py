@@ -164,3 +164,74 @@ def output_tags(summary: ExifSummary, *, gps: bool, width: int, height: int, sof
     tags["Exif.Photo.PixelYDimension"] = str(height)
     tags["Exif.Image.Software"] = software
     return tags
+
+
+# ---- images in, images out (denoise, demosaic --cfa) --------------------------------------------
+
+# Tags that say how a file stores its pixels, or point to other directories: they belong to the
+# file being written (its encoder and Exiv2 set them), never to the one that was read.
+_STRUCTURE_TAGS = {
+    "Exif.Image." + t for t in (
+        "NewSubfileType", "SubfileType", "ImageWidth", "ImageLength", "BitsPerSample", "Compression",
+        "PhotometricInterpretation", "Thresholding", "FillOrder", "StripOffsets", "SamplesPerPixel",
+        "RowsPerStrip", "StripByteCounts", "PlanarConfiguration", "Predictor", "ColorMap", "TileWidth",
+        "TileLength", "TileOffsets", "TileByteCounts", "SubIFDs", "ExtraSamples", "SampleFormat",
+        "SMinSampleValue", "SMaxSampleValue", "JPEGTables", "JPEGProc", "JPEGInterchangeFormat",
+        "JPEGInterchangeFormatLength", "YCbCrCoefficients", "YCbCrSubSampling", "YCbCrPositioning",
+        "XMLPacket", "InterColorProfile", "ExifTag", "GPSTag", "ImageResources", "IPTCNAA")
+} | {"Exif.Photo.InteroperabilityTag", "Exif.Photo.MakerNote"}
+_IMAGE_GROUPS = ("Exif.Image.", "Exif.Photo.", "Exif.GPSInfo.", "Exif.Iop.")
+
+
+def read_image_exif(path: str | Path) -> dict[str, str]:
+    """The EXIF of a JPEG/PNG/TIFF as Exiv2 key → value, without the storage-layout tags,
+    thumbnails and maker notes (their offsets are only valid in the original file).
+    A file without EXIF, or with EXIF Exiv2 cannot parse, gives {}."""
+    import pyexiv2
+
+    pyexiv2.set_log_level(4)  # Exiv2's warnings about odd files are not the user's concern
+    tags: dict[str, str] = {}
+    for encoding in ("utf-8", "ISO-8859-1"):
+        try:
+            with pyexiv2.Image(str(path)) as img:
+                tags = img.read_exif(encoding=encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+        except Exception:
+            return {}
+    return {k: v for k, v in tags.items()
+            if k.startswith(_IMAGE_GROUPS) and k not in _STRUCTURE_TAGS and isinstance(v, str)}
+
+
+def image_output_tags(tags: dict[str, str], *, width: int, height: int, software: str) -> dict[str, str]:
+    """An input image's tags for its processed copy: all carried, Orientation untouched
+    (the pixels are not turned), pixel dimensions and Software set."""
+    out = dict(tags)
+    out["Exif.Photo.PixelXDimension"] = str(width)
+    out["Exif.Photo.PixelYDimension"] = str(height)
+    out["Exif.Image.Software"] = software
+    return out
+
+
+def write_tags(data: bytes, tags: dict[str, str]) -> bytes:
+    """`data` (an encoded JPEG/PNG/TIFF) with `tags` added. A tag Exiv2 refuses to write is
+    left out rather than costing the file: the rest of the metadata still arrives."""
+    import pyexiv2
+
+    if not tags:
+        return data
+    pyexiv2.set_log_level(4)
+    meta = pyexiv2.ImageData(data)
+    try:
+        try:
+            meta.modify_exif(tags)
+        except Exception:
+            for key, value in tags.items():
+                try:
+                    meta.modify_exif({key: value})
+                except Exception:
+                    continue
+        return meta.get_bytes()
+    finally:
+        meta.close()

@@ -134,8 +134,14 @@ def _why(exc: OSError) -> str:
     return f"cannot write output ({exc.strerror or exc})"
 
 
+_TIFF_MODES = {"MINISBLACK": "L", "MINISWHITE": "L", "PALETTE": "P", "SEPARATED": "CMYK", "RGB": "RGB"}
+
+
 def read_image(path: str | Path) -> tuple[np.ndarray, dict]:
-    """Read an image as (H, W, C) array in its own dtype, plus {'icc': bytes|None}."""
+    """Read an image as (H, W, C) array in its own dtype, plus {'icc': bytes|None, 'mode': str}.
+
+    `mode` names the colour model the way Pillow does (RGB, RGBA, L, LA, P, CMYK...), for TIFF
+    too, so callers can tell a palette or CMYK file from greyscale or RGB with alpha."""
     path = Path(path)
     try:
         if path.suffix.lower() in {".tif", ".tiff"}:
@@ -146,11 +152,16 @@ def read_image(path: str | Path) -> tuple[np.ndarray, dict]:
                 arr = page.asarray()
                 icc_tag = page.tags.get(34675)
                 icc = bytes(icc_tag.value) if icc_tag is not None else None
+                photometric = getattr(page.photometric, "name", str(page.photometric))
+                mode = _TIFF_MODES.get(photometric, photometric)
+                if page.extrasamples and mode in ("RGB", "L"):
+                    mode += "A"
         else:
             from PIL import Image
 
             with Image.open(path) as im:
                 icc = im.info.get("icc_profile")
+                mode = im.mode
                 if im.mode in ("I;16", "I;16B", "I"):
                     arr = np.asarray(im).astype(np.uint16)
                 else:
@@ -166,7 +177,7 @@ def read_image(path: str | Path) -> tuple[np.ndarray, dict]:
         raise FileError(path, f"not a readable image ({exc})") from None
     if arr.ndim == 2:
         arr = arr[..., None]
-    return np.ascontiguousarray(arr), {"icc": icc}
+    return np.ascontiguousarray(arr), {"icc": icc, "mode": mode}
 
 
 def _png_bit_depth(path: Path) -> int:

@@ -20,7 +20,9 @@ import numpy as np
 from ispcli.io.camera_color import interpolate_color_matrix, is_usable_matrix
 from ispcli.io.errors import RawReadError
 from ispcli.io.exif import ExifSummary, read_exif
-from ispcli.isp.colorspaces import SRGB_TO_XYZ  # numpy only: torch stays unloaded for `info`
+from ispcli.isp.colorspaces import (
+    SRGB_TO_XYZ,  # numpy only: torch stays unloaded for `info`
+)
 
 # LibRaw's `flip` → EXIF Orientation (dcraw bits: 1 mirror x, 2 mirror y, 4 transpose).
 _FLIP_TO_ORIENTATION = {0: 1, 1: 2, 2: 4, 3: 3, 4: 5, 5: 8, 6: 6, 7: 7}

@@ -124,7 +124,7 @@ def analyse(raw: RawImage, recipe: Recipe) -> Analysis:
         ev += raw.baseline_exposure + (tone.DEFAULT_LOOK_EV if recipe.look == "default" else 0.0)
     noise = None
     if recipe.denoise != "none":
-        if raw.cfa is not None and raw.kind == "bayer":
+        if raw.cfa is not None and raw.cfa.shape == (2, 2):
             noise = noise_levels(raw)
         else:
             notes.append(f"--denoise {recipe.denoise}: the raw denoiser needs a Bayer mosaic; not applied")

@@ -87,7 +87,7 @@ def run_jobs(func: Callable, jobs: Iterable, workers: int,
                     if on_crash is None:
                         raise
                     if fut in solo:
-                        yield on_crash(job, "worker process died while developing it (crash or out of memory)")
+                        yield on_crash(job, "worker process died while processing it (crash or out of memory)")
                     else:
                         suspects.append(job)
                     continue

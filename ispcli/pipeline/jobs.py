@@ -1,7 +1,8 @@
 """One file in, one result out: read → analyse → run tiles → encode → write atomically.
 
-`develop_file` never raises for a problem with its file: the problem becomes a failed
-`FileResult` with a one-line reason, so a batch always goes on.
+`develop_file` (and every other worker, through `run_guarded`) never raises for a problem
+with its file: the problem becomes a failed `FileResult` with a one-line reason, so a batch
+always goes on.
 """
 
 from __future__ import annotations
@@ -23,14 +24,23 @@ from ispcli.recipe import Recipe
 class FileResult:
     input: str
     output: str | None
-    status: str  # developed | skipped | failed
+    status: str  # the command's verb (developed, denoised, demosaicked) | skipped | failed
     seconds: float = 0.0
     megapixels: float = 0.0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # denoise: the noise σ used, in 0-255 units (given, or estimated from the whole image)
+    sigma: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status not in ("skipped", "failed")
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
+        d = asdict(self)
+        if d["sigma"] is None:  # only the commands that use a noise level report one
+            del d["sigma"]
+        return json.dumps(d, ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,8 @@ class Job:
     overwrite: bool = False
     sidecar: bool = False
     max_megapixels: float = 500.0
+    # demosaic --cfa: inputs are single-channel mosaic images with this pattern (e.g. RGGB)
+    cfa: str | None = None
 
 
 class Canvas:
@@ -105,30 +117,42 @@ def sidecar_payload(job: Job, raw, analysis) -> dict:
 
 def develop_file(job: Job) -> FileResult:
     """Develop one raw to one output file; every per-file problem becomes a failed result."""
+    return run_guarded(job, "developed", _develop)
+
+
+def _develop(job: Job, result: FileResult) -> None:
     from ispcli.io import icc
     from ispcli.io.exif import output_tags
-    from ispcli.io.images import OutputExists, encode_image, write_atomic
+    from ispcli.io.images import encode_image, write_atomic
     from ispcli.io.raw import read_raw
+
+    raw = read_raw(job.input, max_megapixels=job.max_megapixels)
+    result.megapixels = round(raw.megapixels, 3)
+    result.warnings = list(raw.warnings)
+    image, analysis = develop_array(raw, job.recipe)
+    result.warnings += analysis.warnings
+    r = job.recipe
+    tags = output_tags(raw.exif, gps=r.gps, width=image.shape[1], height=image.shape[0],
+                       software=f"ispcli {__version__}")
+    data = encode_image(image, r.format, quality=r.quality, icc=icc.icc_profile(r.color_space), exif=tags)
+    del image
+    Path(job.output).parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(job.output, data, overwrite=job.overwrite)
+    if job.sidecar:
+        payload = json.dumps(sidecar_payload(job, raw, analysis), indent=2, ensure_ascii=False)
+        write_atomic(job.output + ".ispcli.json", payload.encode(), overwrite=True)
+
+
+def run_guarded(job: Job, status: str, body) -> FileResult:
+    """`body(job, result)` does the work and fills in `result`; when it returns, the file is
+    `status` (the command's verb). Every per-file problem becomes a failed result instead."""
+    from ispcli.io.images import OutputExists
 
     start = time.perf_counter()
     result = FileResult(input=job.input, output=job.output, status="failed")
     try:
-        raw = read_raw(job.input, max_megapixels=job.max_megapixels)
-        result.megapixels = round(raw.megapixels, 3)
-        result.warnings = list(raw.warnings)
-        image, analysis = develop_array(raw, job.recipe)
-        result.warnings += analysis.warnings
-        r = job.recipe
-        tags = output_tags(raw.exif, gps=r.gps, width=image.shape[1], height=image.shape[0],
-                           software=f"ispcli {__version__}")
-        data = encode_image(image, r.format, quality=r.quality, icc=icc.icc_profile(r.color_space), exif=tags)
-        del image
-        Path(job.output).parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(job.output, data, overwrite=job.overwrite)
-        if job.sidecar:
-            payload = json.dumps(sidecar_payload(job, raw, analysis), indent=2, ensure_ascii=False)
-            write_atomic(job.output + ".ispcli.json", payload.encode(), overwrite=True)
-        result.status = "developed"
+        body(job, result)
+        result.status = status
     except OutputExists:
         result.status = "skipped"
         result.error = None

@@ -45,7 +45,8 @@ def denoise_stage(model_name: str, sigma: float, *, device: torch.device, precis
             out = model(conditioning.denoise_input(x, sigma))
         return out.float()
 
-    return Stage("denoise", Domain.display, Domain.display, fn, halo=model.receptive_field, extend=True)
+    return Stage("denoise", Domain.display, Domain.display, fn, halo=model.receptive_field, extend=True,
+                 align=model.multiple)
 
 
 def _bayer(cfa) -> list[list[int]]:
@@ -87,7 +88,7 @@ def demosaic_stage(model_name: str, cfa, *, device: torch.device, precision: str
         return out if encoded else _srgb_decode(out)
 
     return Stage("demosaic", Domain.mosaic, Domain.camera, fn,
-                 halo=model.receptive_field + HALO["menon"] + 1, extend=True)
+                 halo=model.receptive_field + HALO["menon"] + 1, extend=True, align=model.multiple)
 
 
 def raw_denoise_stage(model_name: str, cfa, gains, shot: float, read: float, *,
@@ -105,4 +106,5 @@ def raw_denoise_stage(model_name: str, cfa, gains, shot: float, read: float, *,
             out = model(conditioning.raw_denoise_input(m, plane, shot, read)).float()
         return conditioning.from_rggb(out, offset)
 
-    return Stage("raw_denoise", Domain.mosaic, Domain.mosaic, fn, halo=model.receptive_field + 1, extend=True)
+    return Stage("raw_denoise", Domain.mosaic, Domain.mosaic, fn, halo=model.receptive_field + 1, extend=True,
+                 align=model.multiple)

@@ -7,13 +7,20 @@ sink (usually the output canvas). Every subcommand processes pixels through `run
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
 import torch
 
 from ispcli.pipeline.stage import Pipeline
-from ispcli.pipeline.tiling import DEFAULT_TILE_CPU, DEFAULT_TILE_GPU, Tile, round_up, tile_grid
+from ispcli.pipeline.tiling import (
+    DEFAULT_TILE_CPU,
+    DEFAULT_TILE_GPU,
+    Tile,
+    round_up,
+    tile_grid,
+)
 
 Sink = Callable[[Tile, torch.Tensor], None]
 
@@ -25,20 +32,41 @@ def auto_tile(device: torch.device, halo: int = 0) -> int:
     return max(base, round_up(8 * halo, 256))
 
 
-def _region(source: np.ndarray, t: Tile, halo: int, extend: bool) -> tuple[np.ndarray, tuple[int, int]]:
+# PyTorch's CPU convolution runs inputs of under ~20k values through other kernels than larger
+# ones (ATen leaves oneDNN for them), and the two round differently: a network on a small tile
+# would differ from the whole frame in the last bit (a 16-bit output by 1 here and there).
+# Extended (learned) pipelines therefore read regions at least this big, the extra being more
+# context, which a truthful halo makes irrelevant to the owned pixels.
+MIN_EXTENDED_REGION = 256
+
+
+def _extra_context(owned: int, halo: int, align: int) -> int:
+    short = MIN_EXTENDED_REGION - owned - 2 * halo
+    return round_up(-(-short // 2), align) if short > 0 else 0
+
+
+def _region(source: np.ndarray, t: Tile, halo: int, extend: bool,
+            align: int = 1) -> tuple[np.ndarray, tuple[int, int]]:
     """The pixels tile `t` reads, as float32 (H, W[, C]); with `extend`, the context missing
-    at the frame's edges is filled by reflection so every tile sees `halo` pixels around it.
-    Also the (top, left) padding added."""
+    at the frame's edges is filled by reflection so every tile sees `halo` pixels around it
+    (more where the region would be small, see MIN_EXTENDED_REGION). Also the (top, left)
+    offset of `t.crop` in the region returned."""
     part = source[t.ry0:t.ry1, t.rx0:t.rx1]
     top = left = 0
     if extend and halo:
         height, width = source.shape[:2]
-        top, left = halo - (t.y0 - t.ry0), halo - (t.x0 - t.rx0)
-        bottom, right = halo - (t.ry1 - t.y1), halo - (t.rx1 - t.x1)
-        if top or left or bottom or right:
-            pad = [(top, bottom), (left, right)] + [(0, 0)] * (part.ndim - 2)
+        hy = halo + _extra_context(t.y1 - t.y0, halo, align)
+        hx = halo + _extra_context(t.x1 - t.x0, halo, align)
+        ry0, rx0 = max(0, t.y0 - hy), max(0, t.x0 - hx)
+        ry1, rx1 = min(height, t.y1 + hy), min(width, t.x1 + hx)
+        part = source[ry0:ry1, rx0:rx1]
+        pad_top, pad_left = hy - (t.y0 - ry0), hx - (t.x0 - rx0)
+        pad_bottom, pad_right = hy - (ry1 - t.y1), hx - (rx1 - t.x1)
+        if pad_top or pad_left or pad_bottom or pad_right:
+            pad = [(pad_top, pad_bottom), (pad_left, pad_right)] + [(0, 0)] * (part.ndim - 2)
             # reflect needs more than one pixel; a 1-pixel frame repeats its only pixel
             part = np.pad(part, pad, mode="reflect" if min(part.shape[:2]) > 1 else "edge")
+        top, left = hy - (t.y0 - t.ry0), hx - (t.x0 - t.rx0)
     if part.dtype != np.float32:
         part = part.astype(np.float32)
     return part, (top, left)
@@ -61,6 +89,7 @@ def run(pipeline: Pipeline, source: np.ndarray, sink: Sink, *, device: torch.dev
     declared truthfully.
     """
     height, width = source.shape[:2]
+    align = math.lcm(align, pipeline.align)
     halo = round_up(pipeline.halo, align)
     tiles = tile_grid(height, width, tile or auto_tile(device, halo), halo, align)
     extend = pipeline.extend
@@ -84,7 +113,7 @@ def run(pipeline: Pipeline, source: np.ndarray, sink: Sink, *, device: torch.dev
                 progress(done, len(tiles))
 
         for t in tiles:
-            part, offset = _region(source, t, halo, extend)
+            part, offset = _region(source, t, halo, extend, align)
             if pending and pending[0][1].shape != part.shape:
                 flush()
             pending.append((t, part, offset))
@@ -97,9 +126,10 @@ def run(pipeline: Pipeline, source: np.ndarray, sink: Sink, *, device: torch.dev
 def run_whole(pipeline: Pipeline, source: np.ndarray, device: torch.device, align: int = 1) -> torch.Tensor:
     """The reference result: the whole frame in one piece (tests hold tiles to it)."""
     height, width = source.shape[:2]
+    align = math.lcm(align, pipeline.align)
     halo = round_up(pipeline.halo, align)
     full = Tile(0, 0, height, width, 0, 0, height, width)
-    part, (top, left) = _region(source, full, halo, pipeline.extend)
+    part, (top, left) = _region(source, full, halo, pipeline.extend, align)
     with torch.inference_mode():
         out = pipeline(_tensor(part, device))
     return out[..., top:top + height, left:left + width]

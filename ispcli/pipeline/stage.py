@@ -7,6 +7,7 @@ whose order disagrees with the order table, so no stage chooses its own position
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import Enum
 from typing import Callable
@@ -36,6 +37,9 @@ class Stage:
     # Networks pad their input with zeros at every edge; giving them reflected context at the
     # frame's borders (as tiles get real context inside) keeps tiles equal to the whole frame.
     extend: bool = False
+    # A network that downsamples by k gives the same output only on the same k-pixel grid:
+    # tiles must start at multiples of `align` from the frame's origin.
+    align: int = 1
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.fn(x)
@@ -61,6 +65,11 @@ class Pipeline:
     def halo(self) -> int:
         """Context a tile needs so its interior equals the whole-frame result."""
         return sum(s.halo for s in self.stages)
+
+    @property
+    def align(self) -> int:
+        """Tile origins must be multiples of this (every stage's grid, see Stage.align)."""
+        return math.lcm(*(s.align for s in self.stages)) if self.stages else 1
 
     @property
     def extend(self) -> bool:

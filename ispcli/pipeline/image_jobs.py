@@ -1,0 +1,240 @@
+"""The one-stage commands' workers: `denoise_file` and `demosaic_file`, one file in, one out.
+
+Like `develop_file` they never raise for a problem with their file (`jobs.run_guarded` turns
+it into a failed result). Pixels go through the one runner: the source stays in its own
+compact dtype and a `levels` stage scales each tile's integer samples to [0, 1] on the way in;
+float images pass unscaled and unclipped.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ispcli import __version__
+from ispcli.io.errors import FileError
+from ispcli.pipeline.jobs import Canvas, FileResult, Job, run_guarded
+from ispcli.recipe import Recipe
+
+MIN_SIZE = 16  # pixels on the short side; a network's context is meaningless below this
+SUFFIX_FORMATS = {".jpg": "jpg", ".jpeg": "jpg", ".png": "png", ".tif": "tif", ".tiff": "tif"}
+CFA_PATTERNS = {"RGGB": [[0, 1], [1, 2]], "BGGR": [[2, 1], [1, 0]],
+                "GRBG": [[1, 0], [2, 1]], "GBRG": [[1, 2], [0, 1]]}
+
+
+# ---- inputs -------------------------------------------------------------------------------------
+
+def sample_scale(image: np.ndarray, path) -> tuple[np.ndarray, float, int]:
+    """(image, factor to [0, 1], bits): integer samples are scaled by the runner, float
+    samples are used as they are (values outside [0, 1] included)."""
+    if image.dtype == np.uint8:
+        return image, 1 / 255, 8
+    if image.dtype == np.uint16:
+        return image, 1 / 65535, 16
+    if image.dtype.kind == "f":
+        return image.astype(np.float32, copy=False), 1.0, 32
+    raise FileError(path, f"has {image.dtype} samples; expected 8- or 16-bit integers or float")
+
+
+def check_size(image: np.ndarray, path) -> None:
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_SIZE:
+        raise FileError(path, f"is {w}x{h} pixels; images must be at least {MIN_SIZE}x{MIN_SIZE}")
+
+
+def check_rgb(image: np.ndarray, info: dict, path, command: str) -> None:
+    """Refuse anything but three colour channels, naming what the file is instead."""
+    mode, channels = info.get("mode") or "", image.shape[2]
+    if channels == 3 and mode not in ("P", "CMYK"):
+        return
+    if mode == "P":
+        what = "is a palette image"
+    elif mode == "CMYK" or (channels == 4 and mode.startswith("CMYK")):
+        what = "is a CMYK image"
+    elif channels in (2, 4) or mode.endswith("A"):
+        what = "has an alpha channel"
+    elif channels == 1:
+        what = "is greyscale"
+    else:
+        what = f"has {channels} channels"
+    raise FileError(path, f"{what}; {command} takes RGB images")
+
+
+def output_format(recipe: Recipe, path: str, in_bits: int) -> tuple[str, int]:
+    """The format and bits of this file's output: the recipe's, or the input's where it says
+    "same" / 0, within what the format can hold (JPEG 8-bit, PNG up to 16)."""
+    if recipe.format == "same":
+        fmt = SUFFIX_FORMATS.get(Path(path).suffix.lower())
+        if fmt is None:
+            raise FileError(path, f"cannot keep the format of a {Path(path).suffix or 'suffix-less'} file; "
+                                  "choose one with --format jpg|png|tif")
+    else:
+        fmt = recipe.format
+    bits = recipe.bits
+    if bits == 0:
+        bits = 8 if fmt == "jpg" else min(in_bits, 16) if fmt == "png" else in_bits
+    elif fmt == "jpg" and bits != 8:
+        raise FileError(path, f"--bits {bits}: this output is a JPEG, which is 8-bit only; add --format png or tif")
+    elif fmt == "png" and bits == 32:
+        raise FileError(path, "--bits 32: this output is a PNG; float output needs --format tif")
+    return fmt, bits
+
+
+def _levels(scale: float, domain_out):
+    from ispcli.pipeline.stage import Domain, Stage
+
+    return Stage("levels", Domain.counts, domain_out, lambda x: x * scale)
+
+
+# ---- denoise ------------------------------------------------------------------------------------
+
+def denoise_array(image: np.ndarray, scale: float, recipe: Recipe, bits: int, device=None) -> tuple[np.ndarray, float]:
+    """Denoise an (H, W, 3) image; returns the output array and the σ used (0-255 units).
+
+    Without a σ in the recipe it is estimated once from the whole image, so tiling cannot
+    change it."""
+    from ispcli.isp.noise import estimate_sigma
+    from ispcli.pipeline import learned, runner
+    from ispcli.pipeline.device import resolve_device
+    from ispcli.pipeline.stage import Domain, Pipeline
+
+    device = device or resolve_device(recipe.device)
+    if recipe.sigma >= 0:
+        sigma = recipe.sigma
+    else:
+        with warnings.catch_warnings():  # a read-only array (Pillow's) is only read here
+            warnings.simplefilter("ignore", UserWarning)
+            sigma = estimate_sigma(image) * scale * 255.0
+    stages = [_levels(scale, Domain.display)] if scale != 1.0 else []
+    stages.append(learned.denoise_stage(recipe.model, sigma / 255.0, device=device, precision=recipe.precision))
+    canvas = Canvas(image.shape[0], image.shape[1], 1, bits)
+    runner.run(Pipeline(stages), image, canvas, device=device, tile=recipe.tile)
+    return canvas.image, sigma
+
+
+def _denoise(job: Job, result: FileResult) -> None:
+    from ispcli.io.exif import image_output_tags, read_image_exif, write_tags
+    from ispcli.io.images import encode_image, read_image, write_atomic
+
+    image, info = read_image(job.input)
+    result.megapixels = round(image.shape[0] * image.shape[1] / 1e6, 3)
+    check_rgb(image, info, job.input, "denoise")
+    check_size(image, job.input)
+    image, scale, in_bits = sample_scale(image, job.input)
+    fmt, bits = output_format(job.recipe, job.input, in_bits)
+    out, sigma = denoise_array(image, scale, job.recipe, bits)
+    result.sigma = round(float(sigma), 2)
+    del image
+    data = encode_image(out, fmt, quality=job.recipe.quality, icc=info.get("icc"))
+    tags = image_output_tags(read_image_exif(job.input), width=out.shape[1], height=out.shape[0],
+                             software=f"ispcli {__version__}")
+    data = write_tags(data, tags)
+    del out
+    Path(job.output).parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(job.output, data, overwrite=job.overwrite)
+
+
+def denoise_file(job: Job) -> FileResult:
+    """Denoise one image into one output file; every per-file problem becomes a failed result."""
+    return run_guarded(job, "denoised", _denoise)
+
+
+# ---- demosaic -----------------------------------------------------------------------------------
+
+def _demosaic_stage(method: str, cfa, kind: str, *, device, precision: str, encoded: bool, warnings: list):
+    """The demosaic stage for `method` (classical name or net:NAME) and the CFA period."""
+    import torch
+
+    from ispcli.isp import demosaic
+    from ispcli.pipeline import learned
+    from ispcli.pipeline.stage import Domain, Stage
+
+    period = len(cfa)
+    if method.startswith("net:"):
+        return learned.demosaic_stage(method[4:], cfa, device=device, precision=precision, encoded=encoded), period
+    if kind != "bayer" and method not in ("default", "bilinear"):
+        warnings.append(f"--method {method} is for Bayer mosaics; this X-Trans file used default")
+        method = "default"
+    table = torch.as_tensor(cfa)
+    return Stage("demosaic", Domain.mosaic, Domain.camera, lambda x: demosaic.demosaic(x, table, method),
+                 halo=demosaic.HALO[method]), period
+
+
+def _demosaic_raw(job: Job, result: FileResult):
+    import torch
+
+    from ispcli.io.exif import output_tags
+    from ispcli.io.raw import read_raw
+    from ispcli.isp.cfa import cfa_plane
+    from ispcli.isp.levels import normalize_levels
+    from ispcli.pipeline import runner
+    from ispcli.pipeline.device import resolve_device
+    from ispcli.pipeline.stage import Domain, Pipeline, Stage
+
+    raw = read_raw(job.input, max_megapixels=job.max_megapixels)
+    result.megapixels = round(raw.megapixels, 3)
+    result.warnings = list(raw.warnings)
+    if raw.cfa is None:
+        raise FileError(job.input, "already demosaicked (a linear raw with three colours per pixel); "
+                                   "nothing to demosaic")
+    r = job.recipe
+    device = resolve_device(r.device)
+    black = torch.as_tensor(raw.black, dtype=torch.float32)
+    white = float(raw.white)
+    levels = Stage("levels", Domain.counts, Domain.mosaic,
+                   lambda x: normalize_levels(x, cfa_plane(black.to(x.device), x.shape[-2], x.shape[-1]), white))
+    stage, align = _demosaic_stage(r.demosaic, raw.cfa.tolist(), raw.kind, device=device, precision=r.precision,
+                                   encoded=False, warnings=result.warnings)
+    bits = r.bits or 16
+    canvas = Canvas(raw.height, raw.width, raw.orientation, bits)
+    runner.run(Pipeline([levels, stage]), raw.data, canvas, device=device, tile=r.tile, align=align)
+    tags = output_tags(raw.exif, gps=r.gps, width=canvas.image.shape[1], height=canvas.image.shape[0],
+                       software=f"ispcli {__version__}")
+    return canvas.image, tags
+
+
+def _demosaic_mosaic_image(job: Job, result: FileResult):
+    from ispcli.io.batch import RAW_EXTENSIONS
+    from ispcli.io.exif import image_output_tags, read_image_exif
+    from ispcli.io.images import read_image
+    from ispcli.pipeline import runner
+    from ispcli.pipeline.device import resolve_device
+    from ispcli.pipeline.stage import Domain, Pipeline
+
+    if Path(job.input).suffix.lower() in RAW_EXTENSIONS:
+        raise FileError(job.input, "is a raw file; --cfa is for single-channel mosaic images (leave it out for raws)")
+    image, info = read_image(job.input)
+    result.megapixels = round(image.shape[0] * image.shape[1] / 1e6, 3)
+    if image.shape[2] != 1 or info.get("mode") in ("P", "LA"):
+        what = "is a palette image" if info.get("mode") == "P" else f"has {image.shape[2]} channels"
+        raise FileError(job.input, f"{what}; --cfa takes single-channel mosaic images")
+    check_size(image, job.input)
+    image, scale, in_bits = sample_scale(image, job.input)
+    r = job.recipe
+    device = resolve_device(r.device)
+    stage, align = _demosaic_stage(r.demosaic, CFA_PATTERNS[job.cfa], "bayer", device=device,
+                                   precision=r.precision, encoded=True, warnings=result.warnings)
+    stages = ([_levels(scale, Domain.mosaic)] if scale != 1.0 else []) + [stage]
+    canvas = Canvas(image.shape[0], image.shape[1], 1, r.bits or in_bits)
+    runner.run(Pipeline(stages), image[..., 0], canvas, device=device, tile=r.tile, align=align)
+    tags = image_output_tags(read_image_exif(job.input), width=image.shape[1], height=image.shape[0],
+                             software=f"ispcli {__version__}")
+    return canvas.image, tags
+
+
+def _demosaic(job: Job, result: FileResult) -> None:
+    from ispcli.io.exif import write_tags
+    from ispcli.io.images import encode_image, write_atomic
+
+    image, tags = (_demosaic_mosaic_image if job.cfa else _demosaic_raw)(job, result)
+    data = write_tags(encode_image(image, "tif"), tags)
+    del image
+    Path(job.output).parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(job.output, data, overwrite=job.overwrite)
+
+
+def demosaic_file(job: Job) -> FileResult:
+    """Demosaic one raw (or, with `job.cfa`, one mosaic image) into a linear camera-RGB TIFF."""
+    return run_guarded(job, "demosaicked", _demosaic)

@@ -1,0 +1,108 @@
+"""`ispcli train`: a run writes weights + manifest, resumes exactly, refuses bad data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import natural_image, run_cli
+
+TINY = ["--channels", "8,16", "--blocks", "1", "--patch", "32", "--batch", "2", "--threads", "1", "-q"]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    d = tmp_path / "clean"
+    d.mkdir()
+    for i in range(4):
+        img = natural_image(64, 80, seed=i)
+        Image.fromarray((img * 255).round().astype(np.uint8)).save(d / f"{i}.png")
+    return d
+
+
+def _train(tmp_path, folder, *args, name="m", run="run"):
+    return run_cli("train", *args, "--data", str(folder), "--out", name, "--run-dir", str(tmp_path / run),
+                   "--weights-dir", str(tmp_path / "w"), *TINY, cwd=tmp_path)
+
+
+@pytest.mark.parametrize("task", ["denoise", "demosaic", "raw-denoise"])
+def test_a_run_writes_weights_the_registry_loads(tmp_path, folder, task):
+    r = _train(tmp_path, folder, task, "--steps", "3", "--val-every", "3")
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((tmp_path / "w" / "manifest.json").read_text())
+    (entry,) = manifest["models"]
+    assert entry["task"] == task and entry["training"]["steps"] == 3 and entry["parameters"] > 0
+    assert entry["training"]["command"].startswith(f"ispcli train {task}")
+    from ispcli.models import registry
+
+    model = registry.load("m", task=task, weights_dir=tmp_path / "w")
+    assert model.receptive_field > 0
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 3 and log[-1]["val_psnr"] is not None
+
+
+def test_killed_run_resumes_from_its_checkpoint_and_matches(tmp_path, folder):
+    steps = ["--steps", "40", "--checkpoint-every", "4"]
+    full = _train(tmp_path, folder, "denoise", *steps, name="full", run="full")
+    assert full.returncode == 0, full.stderr
+    # the same run, killed (SIGKILL: no cleanup) as soon as it has written a checkpoint
+    proc = subprocess.Popen([sys.executable, "-m", "ispcli", "train", "denoise", "--data", str(folder),
+                             "--out", "part", "--run-dir", str(tmp_path / "part"), "--weights-dir",
+                             str(tmp_path / "w"), *steps, *TINY], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = tmp_path / "part" / "checkpoint.pt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    step = torch.load(ckpt, weights_only=True)["step"]     # loads: never half-written
+    assert step % 4 == 0 and step >= 4
+    resumed = run_cli("train", "denoise", "--data", str(folder), "--out", "part", "--run-dir",
+                      str(tmp_path / "part"), "--weights-dir", str(tmp_path / "w"), "--resume", "-q",
+                      "--threads", "1", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)
+    b = torch.load(ckpt, weights_only=True)
+    assert a["step"] == b["step"] == 40
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])  # bit-identical
+    log = [json.loads(line)["step"] for line in (tmp_path / "part" / "log.jsonl").read_text().splitlines()]
+    assert log[-1] == 40
+
+
+def test_bad_training_inputs_get_one_line(tmp_path, folder):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = _train(tmp_path, empty, "denoise", "--steps", "2")
+    assert r.returncode == 2 and "no images" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("train", "denoise", "--data", str(folder), "--out", "x", "--batch", "9", "--steps", "2",
+                "--run-dir", str(tmp_path / "r9"), "--weights-dir", str(tmp_path / "w"), "-q", cwd=tmp_path)
+    assert r.returncode == 2 and "need at least 9" in r.stderr
+    r = run_cli("train", "sharpen", "--data", str(folder), "--out", "x", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown task" in r.stderr
+    r = run_cli("train", "denoise", "--data", str(folder), "--out", "x", "--patch", "50", cwd=tmp_path)
+    assert r.returncode == 2 and "--patch" in r.stderr
+    r = run_cli("train", "denoise", "--data", str(folder), "--out", "x", "--resume",
+                "--run-dir", str(tmp_path / "none"), cwd=tmp_path)
+    assert r.returncode == 2 and "no checkpoint" in r.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_ddp_two_processes_on_cpu(tmp_path, folder):
+    pytest.importorskip("torch.distributed")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "ispcli", "train", "denoise", "--data", str(folder), "--out", "ddp", "--run-dir",
+           str(tmp_path / "ddp"), "--weights-dir", str(tmp_path / "w"), "--steps", "2", "--device", "cpu", *TINY]
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    entry = json.loads((tmp_path / "w" / "manifest.json").read_text())["models"][0]
+    assert entry["training"]["processes"] == 2 and entry["training"]["batch"] == 4
