@@ -106,3 +106,21 @@ def test_ddp_two_processes_on_cpu(tmp_path, folder):
     assert r.returncode == 0, r.stderr[-2000:]
     entry = json.loads((tmp_path / "w" / "manifest.json").read_text())["models"][0]
     assert entry["training"]["processes"] == 2 and entry["training"]["batch"] == 4
+
+
+def test_init_starts_from_an_installed_model(tmp_path, folder):
+    assert _train(tmp_path, folder, "denoise", "--steps", "3", name="base", run="base").returncode == 0
+    r = _train(tmp_path, folder, "denoise", "--steps", "1", "--lr", "1e-12", "--init", "base", name="tuned",
+               run="tuned")
+    assert r.returncode == 0, r.stderr
+    from ispcli.models import registry
+
+    base = registry.load("base", weights_dir=tmp_path / "w").state_dict()
+    tuned = registry.load("tuned", weights_dir=tmp_path / "w")
+    assert all(torch.allclose(base[k], v, atol=1e-6) for k, v in tuned.state_dict().items())
+    assert tuned.entry.training["initialised_from"].startswith("base (sha256")
+    other = run_cli("train", "denoise", "--data", str(folder), "--out", "x", "--init", "base", "--channels", "8,16,32",
+                    "--run-dir", str(tmp_path / "x"), "--weights-dir", str(tmp_path / "w"), "--steps", "1", "-q",
+                    "--patch", "32", "--batch", "2",
+                    cwd=tmp_path)
+    assert other.returncode == 2 and "architecture arguments" in other.stderr

@@ -50,6 +50,8 @@ def train(
     blocks: Optional[int] = typer.Option(None, "--blocks", help="Convolutions per U-Net level."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps"),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
+    init: Optional[str] = typer.Option(None, "--init", metavar="MODEL",
+                                       help="Start from the weights of this installed model (fine-tuning)."),
     run_dir: Optional[str] = typer.Option(None, "--run-dir", help="Checkpoint folder. [default: runs/NAME]"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir from its checkpoint."),
     weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="Where to write the weights."),
@@ -86,7 +88,7 @@ def train(
         torch.set_num_threads(threads)
     cfg = TrainConfig(task=task, data=list(data), val=list(val or []), out=out, steps=steps or 10000, batch=batch,
                       patch=patch, lr=lr, loss=loss, seed=seed, checkpoint_every=checkpoint_every,
-                      val_every=val_every, arch_args=arch_args, device=device, run_dir=run_dir or "",
+                      val_every=val_every, arch_args=arch_args, device=device, run_dir=run_dir or "", init=init or "",
                       command="ispcli " + shlex.join(sys.argv[1:]))
     try:
         entry = run_training(cfg, resume=resume, weights_dir=weights_dir, quiet=quiet,

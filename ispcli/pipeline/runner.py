@@ -79,13 +79,13 @@ def _tensor(part: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def run(pipeline: Pipeline, source: np.ndarray, sink: Sink, *, device: torch.device,
-        tile: int = 0, align: int = 1, batch: int = 1,
+        tile: int = 0, align: int = 1, batch: int = 0,
         progress: Callable[[int, int], None] | None = None) -> None:
     """Apply `pipeline` to `source` tile by tile, handing each owned part to `sink`.
 
     `tile` = 0 picks a size for the device; `align` (the CFA period) keeps every tile at
-    the frame's mosaic phase; `batch` tiles of the same shape go through together (worth it
-    on a GPU). The result is independent of the tile size as long as every stage's halo is
+    the frame's mosaic phase; `batch` tiles of the same shape go through together (0: 4 on a
+    GPU, where it keeps the device busy, 1 on the CPU, where it only costs memory). The result is independent of the tile size as long as every stage's halo is
     declared truthfully.
     """
     height, width = source.shape[:2]
@@ -117,7 +117,7 @@ def run(pipeline: Pipeline, source: np.ndarray, sink: Sink, *, device: torch.dev
             if pending and pending[0][1].shape != part.shape:
                 flush()
             pending.append((t, part, offset))
-            if len(pending) >= max(1, batch):
+            if len(pending) >= (batch or (4 if device.type != "cpu" else 1)):
                 flush()
         if pending:
             flush()

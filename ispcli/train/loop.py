@@ -43,6 +43,7 @@ class TrainConfig:
     device: str = "auto"
     run_dir: str = ""
     command: str = ""
+    init: str = ""          # start from this shipped model's weights (fine-tuning)
 
 
 class TrainError(ValueError):
@@ -213,7 +214,18 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
 
     args = {**task.args, **cfg.arch_args}
     torch.manual_seed(cfg.seed)
-    model = registry.build(task.arch, **args).to(device)
+    model = registry.build(task.arch, **args)
+    init_note = None
+    if cfg.init and not resume:
+        base = registry.load(cfg.init, task=task.name, weights_dir=weights_dir)
+        if base.entry.args != args:
+            raise TrainError(f"--init {cfg.init}: its architecture arguments {base.entry.args} differ from "
+                             f"this run's {args}")
+        model.load_state_dict(base.state_dict())
+    if cfg.init:
+        init_note = f"{cfg.init} (sha256 {registry.check(cfg.init, weights_dir=weights_dir).sha256[:12]}…)" \
+            if not resume else cfg.init
+    model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg.steps))
     sampler = data.PatchSampler(train_images, cfg.patch, cfg.seed * 1000 + dist.rank)
@@ -289,6 +301,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
                       "patch": cfg.patch, "loss": cfg.loss, "lr": cfg.lr, "seed": cfg.seed,
                       "degradation": task.summary, "device": str(device), "processes": dist.world,
                       "seconds": round(elapsed_before + time.time() - t0),
+                      "initialised_from": init_note,
                       "validation_psnr": None if val is None else round(val, 2)})
         old = weights.read_manifest(weights_dir).get(cfg.out)
         if old is not None and old.task == task.name:
