@@ -44,6 +44,7 @@ class TrainConfig:
     run_dir: str = ""
     command: str = ""
     init: str = ""          # start from this shipped model's weights (fine-tuning)
+    resumed: list = field(default_factory=list)   # the commands that continued the run
 
 
 class TrainError(ValueError):
@@ -197,12 +198,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
             raise TrainError(f"{ckpt_path}: no checkpoint to resume from")
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         saved = json.loads((run_dir / "config.json").read_text())
+        resume_command = cfg.command
         cfg = TrainConfig(**{**saved, "device": cfg.device})   # a resumed run keeps its recipe
+        cfg.resumed = [*cfg.resumed, f"{resume_command}  (at step {int(ckpt['step'])})"]
         if steps_override is not None:
             if steps_override <= int(ckpt["step"]):
                 raise TrainError(f"--steps {steps_override}: the run is already at step {int(ckpt['step'])}")
             cfg.steps = steps_override
-            (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+        (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     elif ckpt_path.exists():
         raise TrainError(f"{ckpt_path} exists: use --resume to continue that run, or another --run-dir")
 
@@ -296,7 +299,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
         entry = weights.Entry(
             name=cfg.out, task=task.name, domain=task.domain, arch=task.arch, args=args,
             file=f"{cfg.out}.pt", sha256="", parameters=0,
-            training={"command": cfg.command, "data": cfg.data, "images": len(train_images),
+            training={"command": cfg.command, "resumed": cfg.resumed, "data": cfg.data, "images": len(train_images),
                       "validation_images": len(val_images), "steps": cfg.steps, "batch": cfg.batch * dist.world,
                       "patch": cfg.patch, "loss": cfg.loss, "lr": cfg.lr, "seed": cfg.seed,
                       "degradation": task.summary, "device": str(device), "processes": dist.world,
