@@ -11,8 +11,10 @@ exposure gain in linear light, sRGB re-encoded, clipped; PSNR and SSIM vs the 8-
   ispcli                 develop --look neutral (no denoising)
   ispcli+raw-denoise     develop --look neutral --denoise MODEL
   ispcli+srgb-denoise    develop --look neutral, then ispcli denoise --model SRGB_MODEL (blind σ)
-  libraw-ahd thr=T       rawpy.postprocess(noise_thr=T), AHD, camera WB, sRGB; every T of
-                         --thresholds is run and the best mean PSNR per ISO is reported
+  libraw-ahd thr=T       LibRaw's dcraw_emu -n T (wavelet denoising), AHD, camera WB, sRGB curve,
+                         16-bit; every T of --thresholds is run and the best mean PSNR per ISO is
+                         reported. (Debian's libraw-bin: rawpy 0.28 / LibRaw 0.22 segfaults in
+                         postprocess(noise_thr=...) on every file tried, samples included.)
 The noise-free DNGs are developed too (ispcli and LibRaw) to show what demosaicking alone costs.
 Results: table on stdout, JSON in benchmarks/results/raw_denoise.json.
 """
@@ -66,18 +68,17 @@ def develop_ispcli(dngs: Path, out: Path, *extra: str) -> None:
 
 
 def libraw(dngs: Path, out: Path, thr: float) -> None:
-    from rawpy_develop import develop as rawpy_develop  # noqa: F401 - the peer's settings
+    """dcraw_emu with the settings of rawpy_develop.py (camera WB, sRGB, sRGB curve, no auto
+    brightening, 16 bits, AHD) plus -n THR."""
+    import shutil
 
-    import rawpy
-    import tifffile
-
+    if not shutil.which("dcraw_emu"):
+        raise SystemExit("dcraw_emu not found: apt install libraw-bin")
     out.mkdir(parents=True, exist_ok=True)
     for src in sorted(dngs.glob("*.dng")):
-        with rawpy.imread(str(src)) as raw:
-            rgb = raw.postprocess(demosaic_algorithm=rawpy.DemosaicAlgorithm.AHD, use_camera_wb=True,
-                                  output_color=rawpy.ColorSpace.sRGB, gamma=(2.4, 12.92), no_auto_bright=True,
-                                  output_bps=16, noise_thr=float(thr) if thr else None)
-        tifffile.imwrite(out / f"{src.stem}.tif", rgb, photometric="rgb")
+        run(["dcraw_emu", "-w", "-o", "1", "-q", "3", "-6", "-g", "2.4", "12.92", "-W", "-n", f"{thr:g}", "-T",
+             str(src)])
+        Path(f"{src}.tiff").replace(out / f"{src.stem}.tif")
 
 
 def main(argv=None) -> int:
