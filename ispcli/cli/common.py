@@ -40,12 +40,15 @@ QUIET = typer.Option(False, "-q", "--quiet", help="No progress or summary (error
 JSON = typer.Option(False, "--json", help="One JSON object per file on stdout.", rich_help_panel=RUN)
 
 
-def build_recipe(overrides: dict, jobs: int):
-    """A Recipe from the options given (None = not given); a bad value is a usage error."""
+def build_recipe(overrides: dict, jobs: int, recipe_file=None):
+    """A Recipe from `recipe_file` (if any) and the options given (None = not given); a bad
+    value is a usage error."""
     from ispcli import recipe as recipe_mod
 
     try:
-        r = recipe_mod.from_mapping({k: v for k, v in overrides.items() if v is not None}, source="options")
+        base = recipe_mod.load(recipe_file) if recipe_file else recipe_mod.Recipe()
+        r = recipe_mod.from_mapping({k: v for k, v in overrides.items() if v is not None}, base=base,
+                                    source="options")
     except recipe_mod.RecipeError as exc:
         usage_error(str(exc).removeprefix("options: "))
     if r.device not in ("auto", "cpu"):
@@ -66,8 +69,7 @@ def load_model(option: str, name: str, task: str, domain: str) -> None:
     from ispcli.models import registry, weights
 
     try:
-        registry.check(name, task=task, domain=domain)
-        registry.load(name, task=task, domain=domain)
+        registry.load(name, task=task, domain=domain)   # sha256, task, domain and shapes, once
     except (registry.ModelError, weights.WeightsError) as exc:
         usage_error(f"{option}: {exc}")
 

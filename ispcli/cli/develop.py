@@ -103,7 +103,7 @@ def develop(
     json_out: bool = typer.Option(False, "--json", help="One JSON object per file on stdout.",
                                   rich_help_panel=_RUN),
 ) -> None:
-    from ispcli import recipe as recipe_mod
+    from ispcli.cli import common
     from ispcli.cli.batch_run import BatchOptions, run_batch
 
     overrides = {
@@ -119,21 +119,8 @@ def develop(
         overrides["format"] = {"jpeg": "jpg", "tiff": "tif"}.get(fmt.lower(), fmt.lower())
     if overrides.get("format") in ("png", "tif") and bits is None and "bits" not in overrides:
         overrides.setdefault("bits", 16)
-    try:
-        base = recipe_mod.load(recipe_file) if recipe_file else recipe_mod.Recipe()
-        r = recipe_mod.from_mapping(overrides, base=base, source="options")
-    except recipe_mod.RecipeError as exc:
-        usage_error(str(exc).removeprefix("options: "))
-    if r.device not in ("auto", "cpu"):
-        from ispcli.pipeline.device import DeviceError, resolve_device
-
-        try:
-            resolve_device(r.device)
-        except DeviceError as exc:
-            usage_error(str(exc))
+    r = common.build_recipe(overrides, jobs, recipe_file)
     check_models(r)
-    if jobs < 0:
-        usage_error(f"--jobs {jobs}: expected 0 (auto) or a positive number")
     if max_megapixels <= 0:
         usage_error(f"--max-megapixels {max_megapixels}: expected a positive number")
     opts = BatchOptions(inputs=inputs, output=str(output), recipe=r, recursive=recursive,

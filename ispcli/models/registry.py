@@ -33,10 +33,8 @@ def build(arch: str, **args):
         raise ModelError(f"architecture {arch!r} does not take these arguments: {exc}") from None
 
 
-def check(name: str, *, task: str | None = None, domain: str | None = None, weights_dir=None):
-    """The manifest entry of `name` after the checks `load` makes (known name, task, domain,
-    file present with the right sha256), without importing torch: commands call it before a
-    batch starts so a bad model is one usage error, not one failure per file."""
+def _entry_for(name: str, task: str | None, domain: str | None, weights_dir):
+    """The manifest entry of `name`, refusing one made for another task or domain."""
     from ispcli.models import weights
 
     entry = weights.entry(name, weights_dir)
@@ -45,6 +43,16 @@ def check(name: str, *, task: str | None = None, domain: str | None = None, weig
                          f"(models for {task}: {', '.join(weights.names(task, weights_dir)) or 'none'})")
     if domain is not None and entry.domain != domain:
         raise ModelError(f"model {name!r} works on {entry.domain} images, this stage needs {domain}")
+    return entry
+
+
+def check(name: str, *, task: str | None = None, domain: str | None = None, weights_dir=None):
+    """The manifest entry of `name` after the checks `load` makes (known name, task, domain,
+    file present with the right sha256), without importing torch: commands call it before a
+    batch starts so a bad model is one usage error, not one failure per file."""
+    from ispcli.models import weights
+
+    entry = _entry_for(name, task, domain, weights_dir)
     if entry.arch not in ARCHITECTURES:
         raise ModelError(f"model {name!r} needs architecture {entry.arch!r}, which this ispcli does not have")
     path = weights.weights_dir(weights_dir) / entry.file
@@ -63,12 +71,7 @@ def load(name: str, *, task: str | None = None, domain: str | None = None, weigh
     """
     from ispcli.models import weights
 
-    entry = weights.entry(name, weights_dir)
-    if task is not None and entry.task != task:
-        raise ModelError(f"model {name!r} is a {entry.task} model, not a {task} model "
-                         f"(models for {task}: {', '.join(weights.names(task, weights_dir)) or 'none'})")
-    if domain is not None and entry.domain != domain:
-        raise ModelError(f"model {name!r} works on {entry.domain} images, this stage needs {domain}")
+    entry = _entry_for(name, task, domain, weights_dir)
     model = build(entry.arch, **entry.args)
     state = weights.load_state(entry, weights_dir)
     problem = _misfit(model.state_dict(), state)

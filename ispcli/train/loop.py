@@ -306,9 +306,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
                       "seconds": round(elapsed_before + time.time() - t0),
                       "initialised_from": init_note,
                       "validation_psnr": None if val is None else round(val, 2)})
-        old = weights.read_manifest(weights_dir).get(cfg.out)
-        if old is not None and old.task == task.name:
-            entry.scores = {}   # new weights: old scores no longer describe them
+        # a fresh entry: scores of any earlier weights of this name do not describe the new ones
         weights.save(model, entry, weights_dir)
     dist.close()
     return entry
