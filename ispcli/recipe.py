@@ -64,10 +64,17 @@ class Recipe:
     auto_exposure: bool = False
     look: str = Look.default.value
     # learned stages: develop's raw-mosaic denoiser ('none' or a model name); the model of a
-    # one-stage command (denoise, demosaic); the noise σ in 0-255 units (-1: estimate it)
+    # one-stage command (denoise, demosaic, enhance, dehaze, deblur); the noise σ in 0-255
+    # units (-1: estimate it)
     denoise: str = "none"
     model: str = ""
     sigma: float = -1.0
+    # develop's restoration and look stages ('none' or a model name; dehaze also 'dcp', the
+    # dark channel prior) and how much of the enhancement to keep (0: none, 1: all)
+    deblur: str = "none"
+    dehaze: str = "none"
+    enhance: str = "none"
+    strength: float = 1.0
     precision: str = "auto"
     # output
     format: str = OutputFormat.jpg.value
@@ -84,7 +91,7 @@ class Recipe:
     def __post_init__(self) -> None:
         validate(self)
 
-    def replace(self, **changes: Any) -> "Recipe":
+    def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -131,8 +138,14 @@ def validate(r: Recipe) -> None:
     one_of("--precision", r.precision, ("auto", "fp32", "fp16", "bf16"))
     if r.sigma != -1.0 and not 0.0 <= r.sigma <= 255.0:
         raise RecipeError(f"--sigma {r.sigma:g}: expected a noise level from 0 to 255 (0-255 units)")
-    if r.denoise != "none" and not r.denoise.strip():
-        raise RecipeError("--denoise: expected a model name or none")
+    for opt, value in (("--denoise", r.denoise), ("--deblur", r.deblur), ("--enhance", r.enhance)):
+        if not value.strip():
+            raise RecipeError(f"{opt}: expected a model name or none")
+    if not r.dehaze.strip():
+        raise RecipeError("--dehaze: expected a model name, dcp or none")
+    if not 0.0 <= r.strength <= 1.0:
+        raise RecipeError(f"--strength {r.strength:g}: expected 0..1 (0 leaves the image as it is, "
+                          "1 applies the whole enhancement)")
     one_of("--device", r.device.split(":")[0], DEVICE_NAMES)
     if not (r.demosaic in DEMOSAIC_NAMES or r.demosaic.startswith("net:")):
         raise RecipeError(f"--demosaic {r.demosaic!r}: expected one of {', '.join(DEMOSAIC_NAMES)}")

@@ -11,6 +11,10 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# some test modules import their helpers as `tests.<module>`, which `python -m pytest` allows
+# (it puts the working folder on sys.path) and a bare `pytest` did not
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 SAMPLES = REPO / "samples"
 SHARED_DATA = REPO.parent / "shared" / "data"
 SHARED_RAWS = SHARED_DATA / "raw"
@@ -83,7 +87,7 @@ def run_cli(*args: str, stdin: str | None = None, cwd: Path | None = None, timeo
     """Run `python -m ispcli ARGS` as a user's shell would (fresh process, real exit code)."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run([sys.executable, "-m", "ispcli", *args], input=stdin, capture_output=True,
-                          text=True, cwd=cwd, timeout=timeout, env=full_env)
+                          text=True, cwd=cwd, timeout=timeout, env=full_env, check=False)
 
 
 @pytest.fixture
@@ -117,9 +121,10 @@ def make_tiny_model(directory: Path, name: str, task: str) -> Path:
 @pytest.fixture
 def tiny_weights(tmp_path, monkeypatch):
     """A weights folder with an untrained model per task (tiny-denoise, tiny-demosaic,
-    tiny-raw-denoise), selected through ISPCLI_WEIGHTS for this process and its children."""
+    tiny-raw-denoise, tiny-dehaze, tiny-deblur, tiny-enhance), selected through ISPCLI_WEIGHTS
+    for this process and its children."""
     directory = tmp_path / "weights"
-    for task in ("denoise", "demosaic", "raw-denoise"):
+    for task in ("denoise", "demosaic", "raw-denoise", "dehaze", "deblur", "enhance"):
         make_tiny_model(directory, f"tiny-{task}", task)
     monkeypatch.setenv("ISPCLI_WEIGHTS", str(directory))
     return directory

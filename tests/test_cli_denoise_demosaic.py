@@ -185,8 +185,8 @@ def _break_weights(directory: Path, how: str) -> dict:
 
 
 @pytest.mark.parametrize("args,weights,message", [
-    (["--model", "nope"], None, "--model nope: unknown model 'nope' (known: tiny-demosaic, tiny-denoise, "
-                                "tiny-raw-denoise)"),
+    (["--model", "nope"], None, ("--model nope: unknown model 'nope' (known: tiny-deblur, tiny-dehaze, "
+                                 "tiny-demosaic, tiny-denoise, tiny-enhance, tiny-raw-denoise)")),
     (["--model", "tiny-demosaic"], None, "is a demosaic model, not a denoise model"),
     ([], "corrupt", "does not match the manifest"),
     ([], "mismatched", "do not fit"),
@@ -322,8 +322,8 @@ def test_demosaic_mosaic_images_with_cfa(tiny_weights, tmp_path, method):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--method", "fancy"], "--method 'fancy': expected one of default, menon, malvar, bilinear or net:NAME "
-                            "(installed: net:tiny-demosaic)"),
+    (["--method", "fancy"], ("--method 'fancy': expected one of default, menon, malvar, bilinear or net:NAME "
+                             "(installed: net:tiny-demosaic)")),
     (["--method", "net:nope"], "--method net:nope: unknown model 'nope'"),
     (["--method", "net:tiny-denoise"], "is a denoise model, not a demosaic model"),
     (["--cfa", "RGBW"], "--cfa 'RGBW': expected one of RGGB, BGGR, GRBG, GBRG"),

@@ -27,4 +27,4 @@ def test_tab_completes_commands_and_options_without_importing_torch():
     assert proc.stdout.split() == ["--color-space"]
     env.update(COMP_WORDS="ispcli de", COMP_CWORD="1")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    assert proc.stdout.split() == ["develop", "denoise", "demosaic"]
+    assert proc.stdout.split() == ["develop", "denoise", "demosaic", "dehaze", "deblur"]

@@ -23,7 +23,7 @@ from ispcli.models.registry import ModelError
 from ispcli.models.unet import UNet
 from ispcli.models.weights import WeightsError
 
-TINY = ["tiny-demosaic", "tiny-denoise", "tiny-raw-denoise"]
+TINY = ["tiny-deblur", "tiny-dehaze", "tiny-demosaic", "tiny-denoise", "tiny-enhance", "tiny-raw-denoise"]
 
 
 def _flip_a_byte(path: Path) -> None:
@@ -224,22 +224,23 @@ def test_models_json_has_every_manifest_field_path_and_ok(tiny_weights):
 def test_models_check_names_each_bad_file(tiny_weights):
     proc = run_cli("models", "--check")
     assert proc.returncode == 0, proc.stderr
-    assert "all 3 weight files match the manifest" in proc.stdout
+    assert "all 6 weight files match the manifest" in proc.stdout
 
     _flip_a_byte(tiny_weights / "tiny-denoise.pt")
     (tiny_weights / "tiny-demosaic.pt").unlink()
     proc = run_cli("models", "--check")
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
-    assert any(str(tiny_weights / "tiny-denoise.pt") in l and "sha256" in l for l in lines), proc.stderr
-    assert any(str(tiny_weights / "tiny-demosaic.pt") in l and "missing" in l for l in lines), proc.stderr
+    assert any(str(tiny_weights / "tiny-denoise.pt") in line and "sha256" in line for line in lines), proc.stderr
+    assert any(str(tiny_weights / "tiny-demosaic.pt") in line and "missing" in line for line in lines), proc.stderr
     assert "tiny-raw-denoise" not in proc.stderr
-    assert "2 of 3 weight files failed the check" in proc.stderr
+    assert "2 of 6 weight files failed the check" in proc.stderr
 
     proc = run_cli("models", "--json", "--check")
     assert proc.returncode == 1
     ok = {m["name"]: m["ok"] for m in json.loads(proc.stdout)["models"]}
-    assert ok == {"tiny-demosaic": False, "tiny-denoise": False, "tiny-raw-denoise": True}
+    assert ok == {"tiny-demosaic": False, "tiny-denoise": False, "tiny-raw-denoise": True,
+                  "tiny-deblur": True, "tiny-dehaze": True, "tiny-enhance": True}
 
     proc = run_cli("models")                # listing still works and shows the problem
     assert proc.returncode == 0 and "does not match" in proc.stdout and "missing" in proc.stdout

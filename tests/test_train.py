@@ -33,7 +33,7 @@ def _train(tmp_path, folder, *args, name="m", run="run"):
                    "--weights-dir", str(tmp_path / "w"), *TINY, cwd=tmp_path)
 
 
-@pytest.mark.parametrize("task", ["denoise", "demosaic", "raw-denoise"])
+@pytest.mark.parametrize("task", ["denoise", "demosaic", "raw-denoise", "dehaze", "deblur", "enhance"])
 def test_a_run_writes_weights_the_registry_loads(tmp_path, folder, task):
     r = _train(tmp_path, folder, task, "--steps", "3", "--val-every", "3")
     assert r.returncode == 0, r.stderr

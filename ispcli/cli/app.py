@@ -9,9 +9,12 @@ from __future__ import annotations
 import typer
 
 from ispcli import __version__
+from ispcli.cli import deblur as deblur_cmd
+from ispcli.cli import dehaze as dehaze_cmd
 from ispcli.cli import demosaic as demosaic_cmd
 from ispcli.cli import denoise as denoise_cmd
 from ispcli.cli import develop, info, train
+from ispcli.cli import enhance as enhance_cmd
 from ispcli.cli import eval as eval_cmd
 from ispcli.cli import models as models_cmd
 
@@ -42,6 +45,9 @@ def root(
 app.command("develop", help=develop.__doc__)(develop.develop)
 app.command("denoise", help=denoise_cmd.__doc__)(denoise_cmd.denoise)
 app.command("demosaic", help=demosaic_cmd.__doc__)(demosaic_cmd.demosaic)
+app.command("enhance", help=enhance_cmd.__doc__)(enhance_cmd.enhance)
+app.command("dehaze", help=dehaze_cmd.__doc__)(dehaze_cmd.dehaze)
+app.command("deblur", help=deblur_cmd.__doc__)(deblur_cmd.deblur)
 app.command("info", help=info.__doc__)(info.info)
 app.command("train", help=train.__doc__)(train.train)
 app.command("models", help=models_cmd.__doc__)(models_cmd.models)

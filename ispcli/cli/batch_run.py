@@ -30,6 +30,7 @@ class BatchOptions:
     quiet: bool = False
     json: bool = False
     max_megapixels: float = 500.0
+    timeout: float = 120.0
     # what folders and globs pick up; empty: raw files
     extensions: set = field(default_factory=set)
     # the per-file worker: a picklable top-level function Job -> FileResult (None: develop_file)
@@ -75,7 +76,7 @@ def run_batch(opts: BatchOptions) -> int:
     for p in plans:
         if p.status == "todo":
             todo.append(Job(p.source, p.output, opts.recipe, overwrite=opts.overwrite, sidecar=opts.sidecar,
-                            max_megapixels=opts.max_megapixels, **opts.job_fields))
+                            max_megapixels=opts.max_megapixels, timeout=opts.timeout, **opts.job_fields))
         else:
             results.append(FileResult(p.source, p.output, p.status,
                                       error=p.reason if p.status == "failed" else None))
@@ -103,11 +104,18 @@ def run_batch(opts: BatchOptions) -> int:
 
 
 def _execute(todo, opts: BatchOptions, console):
+    from ispcli.io.batch import RAW_EXTENSIONS
     from ispcli.pipeline.executor import auto_jobs, run_jobs
     from ispcli.pipeline.jobs import FileResult, develop_file
 
     worker = opts.worker or develop_file
     workers = opts.jobs or auto_jobs(len(todo))
+    if todo and (workers <= 1 or len(todo) <= 1) and not opts.job_fields.get("cfa") \
+            and set(opts.extensions or RAW_EXTENSIONS) & RAW_EXTENSIONS:
+        # this process decodes: start its decoder now, so that its start-up overlaps torch's
+        from ispcli.io import decoder
+
+        decoder.prestart(opts.timeout)
 
     def crashed(job, reason):
         return FileResult(job.input, job.output, "failed", error=reason)

@@ -1,12 +1,10 @@
-"""Options and checks the image→image commands (denoise, demosaic) share.
+"""Options and checks the image→image commands (denoise, demosaic, enhance, dehaze, deblur) share.
 
 Typer reads these `OptionInfo` objects once per command it registers, so one definition
 serves every command. Cheap to import: no torch, no rawpy.
 """
 
 from __future__ import annotations
-
-from typing import Optional
 
 import typer
 
@@ -20,6 +18,7 @@ def inputs_argument(what: str):
                           help=f"{what}, folders, globs, or - for paths on stdin.")
 
 
+IMAGE_INPUTS = inputs_argument("Images (PNG, JPEG, TIFF)")
 OUTPUT = typer.Option(..., "-o", "--output", help="Output folder (created if missing).", rich_help_panel=OUT)
 NAME = typer.Option(None, "--name", metavar="TEMPLATE",
                     help="Output name: {stem} {ext} {camera} {make} {model} {iso} {lens} {date:%Y%m%d} {index}.",
@@ -38,6 +37,21 @@ PRECISION = typer.Option(None, "--precision", metavar="auto|fp32|fp16|bf16",
 QUIET = typer.Option(False, "-q", "--quiet", help="No progress or summary (errors still shown).",
                      rich_help_panel=RUN)
 JSON = typer.Option(False, "--json", help="One JSON object per file on stdout.", rich_help_panel=RUN)
+# outputs of the display-image commands: by default each keeps its input's format and bits
+SAME_FORMAT = typer.Option(None, "--format", "-f", metavar="same|jpg|png|tif", help="Output format.",
+                           show_default="same as the input", rich_help_panel=OUT)
+SAME_BITS = typer.Option(None, "--bits", metavar="0|8|16|32",
+                         help="Bits per sample: 8, 16 (png/tif) or 32 (float tif); 0 keeps the input's.",
+                         show_default="0", rich_help_panel=OUT)
+QUALITY = typer.Option(None, "--quality", metavar="1-100", help="JPEG quality.", show_default="92",
+                       rich_help_panel=OUT)
+
+
+def model_option(task: str, preferred: str, fallback: str = ""):
+    return typer.Option(None, "--model", "-m", metavar="NAME" + (f"|{fallback}" if fallback else ""),
+                        help=f"The {task} model (see `ispcli models`)" + (f", or {fallback}" if fallback else "")
+                        + ".", show_default=f"{preferred} if installed, else the first {task} model"
+                        + (f", else {fallback}" if fallback else ""), rich_help_panel=PROC)
 
 
 def build_recipe(overrides: dict, jobs: int, recipe_file=None):
@@ -63,19 +77,21 @@ def build_recipe(overrides: dict, jobs: int, recipe_file=None):
     return r
 
 
-def load_model(option: str, name: str, task: str, domain: str) -> None:
+def load_model(option: str, name: str, task: str, domain: str, also: str = "") -> None:
     """Load the model once before any file is read, so an unknown, corrupt, mismatched or
-    wrong-task model is one usage error rather than a failure per file."""
+    wrong-task model is one usage error rather than a failure per file. `also` names what
+    else the option takes (e.g. a classical method), added to the message."""
     from ispcli.models import registry, weights
 
     try:
         registry.load(name, task=task, domain=domain)   # sha256, task, domain and shapes, once
     except (registry.ModelError, weights.WeightsError) as exc:
-        usage_error(f"{option}: {exc}")
+        usage_error(f"{option}: {exc}" + (f"; {option.split()[0]} also takes {also}" if also else ""))
 
 
-def default_model(task: str, preferred: str, option: str) -> str:
-    """`preferred` if installed, else the first model of `task`; none: a usage error."""
+def default_model(task: str, preferred: str, option: str, fallback: str = "") -> str:
+    """`preferred` if installed, else the first model of `task`, else `fallback` (a classical
+    method) if there is one; nothing at all: a usage error."""
     from ispcli.models import weights
 
     try:
@@ -83,12 +99,46 @@ def default_model(task: str, preferred: str, option: str) -> str:
     except weights.WeightsError as exc:
         usage_error(str(exc))
     if not names:
+        if fallback:
+            return fallback
         usage_error(f"no {task} model is installed (weights folder: {weights.weights_dir()}); "
                     f"train one with `ispcli train {task}` or name one with {option}")
     return preferred if preferred in names else names[0]
 
 
-def normalise_format(fmt: Optional[str]) -> Optional[str]:
+VERBS = {"enhance": ("enhanced", "enhancing"), "dehaze": ("dehazed", "dehazing"),
+         "deblur": ("deblurred", "deblurring")}
+
+
+def run_image_command(command: str, *, inputs, output, overrides: dict, jobs: int, recursive: bool,
+                      overwrite: bool, quiet: bool, json_out: bool, model: str | None, preferred: str,
+                      fallback: str = "") -> int:
+    """The body of a one-stage display-image command (enhance, dehaze, deblur): the recipe,
+    the model checked once before any file is read (`fallback`, a classical method, needs
+    none), then the batch through the shared worker `image_jobs.<command>_file`. Returns the
+    exit code."""
+    from ispcli.cli.batch_run import BatchOptions, run_batch
+    from ispcli.io.batch import IMAGE_EXTENSIONS
+
+    fmt = overrides.pop("format", None)
+    bits = overrides.pop("bits", None)
+    r = build_recipe({"format": normalise_format(fmt) or "same", "bits": 0 if bits is None else bits,
+                      **overrides}, jobs)
+    if model is None:
+        model = default_model(command, preferred, "--model", fallback)
+    if not (fallback and model == fallback):
+        load_model(f"--model {model}", model, command, "display", also=fallback)
+    r = r.replace(model=model)
+    from ispcli.pipeline import image_jobs
+
+    verb, activity = VERBS[command]
+    opts = BatchOptions(inputs=inputs, output=str(output), recipe=r, recursive=recursive, overwrite=overwrite,
+                        jobs=jobs, quiet=quiet, json=json_out, extensions=IMAGE_EXTENSIONS,
+                        worker=getattr(image_jobs, f"{command}_file"), verb=verb, activity=activity)
+    return run_batch(opts)
+
+
+def normalise_format(fmt: str | None) -> str | None:
     if fmt is None:
         return None
     return {"jpeg": "jpg", "tiff": "tif"}.get(fmt.lower(), fmt.lower())

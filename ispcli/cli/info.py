@@ -58,14 +58,14 @@ def info(
 ) -> None:
     from rich.console import Console
 
+    from ispcli.io.decoder import read_raw_isolated
     from ispcli.io.errors import FileError
-    from ispcli.io.raw import read_raw
 
     console, errors = Console(highlight=False), err_console()
     code = EXIT_OK
     for f in files:
         try:
-            d = describe(read_raw(f))
+            d = describe(read_raw_isolated(f))
         except FileError as exc:
             errors.print(f"ispcli: {exc.path}: {exc.reason}", markup=False)
             if json_out:

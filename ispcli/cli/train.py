@@ -1,6 +1,7 @@
-"""Train a model from a folder of clean images; degradations are synthesised on the fly.
+"""Train a model from folders of clean images (and, for enhance, paired photos); degradations
+are synthesised on the fly.
 
-TASK is denoise, raw-denoise or demosaic. The run keeps checkpoints in --run-dir
+TASK is denoise, raw-denoise, demosaic, dehaze, deblur or enhance. The run keeps checkpoints in --run-dir
 (default runs/NAME): --resume continues it exactly. At the end the weights and their
 manifest entry are written to the weights folder. Multi-GPU: torchrun --nproc_per_node N
 -m ispcli train ...
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 import shlex
 import sys
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import typer
 
 from ispcli.cli.output import usage_error
 
-TASK_NAMES = ("denoise", "raw-denoise", "demosaic")
+TASK_NAMES = ("denoise", "raw-denoise", "demosaic", "dehaze", "deblur", "enhance")
 
 
 def _ints(text: str, option: str) -> list[int]:
@@ -31,9 +32,14 @@ def _ints(text: str, option: str) -> list[int]:
 
 
 def train(
-    task: str = typer.Argument(..., metavar="TASK", help="denoise | raw-denoise | demosaic",
+    task: str = typer.Argument(..., metavar="TASK", help="denoise | raw-denoise | demosaic | dehaze | deblur | enhance",
                                autocompletion=lambda: list(TASK_NAMES)),
-    data: List[str] = typer.Option(..., "--data", help="Folder of clean training images (repeatable)."),
+    data: Optional[List[str]] = typer.Option(None, "--data", help="Folder of clean training images (repeatable)."),
+    pairs: Optional[Tuple[str, str]] = typer.Option(
+        None, "--pairs", metavar="INPUT_DIR TARGET_DIR", show_default=False,
+        help="enhance: folders of input photos and their targets, matched by file name."),
+    hold_out: int = typer.Option(6, "--hold-out", help="Pairs kept out of training for `eval enhance --pairs` "
+                                 "(every k-th by name)."),
     out: str = typer.Option(..., "--out", help="Name of the model to write (weights/NAME.pt + manifest)."),
     val: Optional[List[str]] = typer.Option(None, "--val", help="Validation folder(s); default: a slice held out of --data."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimiser steps; with --resume, a new "
@@ -41,7 +47,8 @@ def train(
     batch: int = typer.Option(16, "--batch", help="Patches per step (per process)."),
     patch: int = typer.Option(96, "--patch", help="Patch size in pixels (a multiple of 32)."),
     lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (Adam; warm-up then cosine decay)."),
-    loss: str = typer.Option("l1", "--loss", metavar="l1|l2|ms-ssim", help="Training loss."),
+    loss: Optional[str] = typer.Option(None, "--loss", metavar="l1|l2|ms-ssim|dped",
+                                       help="Training loss.", show_default="dped for enhance, else l1"),
     seed: int = typer.Option(0, "--seed", help="Seed for weights, patches and degradations."),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", help="Steps between checkpoints."),
     val_every: int = typer.Option(500, "--val-every", help="Steps between validations."),
@@ -67,8 +74,12 @@ def train(
         usage_error(f"--patch {patch}: must be a multiple of 32 (the U-Net's downsampling)")
     if not lr > 0:
         usage_error(f"--lr {lr}: must be positive")
-    if loss not in ("l1", "l2", "ms-ssim"):
-        usage_error(f"--loss {loss!r}: expected l1, l2 or ms-ssim")
+    if loss is not None and loss not in ("l1", "l2", "ms-ssim", "dped"):
+        usage_error(f"--loss {loss!r}: expected l1, l2, ms-ssim or dped")
+    if hold_out < 0:
+        usage_error(f"--hold-out {hold_out}: must be 0 or more")
+    if not data and not pairs and not resume:
+        usage_error("no training data: give --data DIR" + (" or --pairs INPUT_DIR TARGET_DIR" if task == "enhance" else ""))
     if not out or "/" in out or out.startswith("."):
         usage_error(f"--out {out!r}: a model name, not a path")
     arch_args = {}
@@ -80,14 +91,16 @@ def train(
     import torch
 
     from ispcli.pipeline.device import DeviceError
+    from ispcli.train import tasks
     from ispcli.train.data import DataError
     from ispcli.train.loop import TrainConfig, TrainError
     from ispcli.train.loop import train as run_training
 
     if threads:
         torch.set_num_threads(threads)
-    cfg = TrainConfig(task=task, data=list(data), val=list(val or []), out=out, steps=steps or 10000, batch=batch,
-                      patch=patch, lr=lr, loss=loss, seed=seed, checkpoint_every=checkpoint_every,
+    cfg = TrainConfig(task=task, data=list(data or []), val=list(val or []),
+                      pairs=[list(pairs)] if pairs else [], hold_out=hold_out, out=out, steps=steps or 10000, batch=batch,
+                      patch=patch, lr=lr, loss=loss or tasks.get(task).loss, seed=seed, checkpoint_every=checkpoint_every,
                       val_every=val_every, arch_args=arch_args, device=device, run_dir=run_dir or "", init=init or "",
                       command="ispcli " + shlex.join(sys.argv[1:]))
     try:

@@ -19,6 +19,10 @@ class FileError(IspcliError):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self):
+        # pickled across processes (workers, the decoder) with both fields, not the message
+        return type(self), (self.path, self.reason)
+
 
 class RawReadError(FileError):
     """The file is not a raw LibRaw can decode (or it is damaged)."""

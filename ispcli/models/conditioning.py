@@ -74,3 +74,10 @@ def to_rggb(mosaic: torch.Tensor, pattern) -> tuple[torch.Tensor, tuple[int, int
 def from_rggb(x: torch.Tensor, offset: tuple[int, int]) -> torch.Tensor:
     dy, dx = offset
     return x[..., dy:, dx:]
+
+
+def dehaze_input(hazy: torch.Tensor, airlight: torch.Tensor) -> torch.Tensor:
+    """Hazy sRGB plus three planes of the image's airlight ((N, 3) or (3,)), which the
+    analysis pass estimates once on the whole picture."""
+    a = torch.as_tensor(airlight, dtype=hazy.dtype, device=hazy.device).reshape(-1, 3, 1, 1)
+    return torch.cat([hazy, a.expand(hazy.shape[0], 3, *hazy.shape[-2:])], dim=1)

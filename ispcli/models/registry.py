@@ -17,7 +17,13 @@ def _unet():
     return UNet
 
 
+def _enhance():
+    from ispcli.models.enhance import EnhanceNet
+    return EnhanceNet
+
+
 ARCHITECTURES["unet"] = _unet
+ARCHITECTURES["enhance-net"] = _enhance
 
 
 class ModelError(ValueError):
@@ -33,13 +39,17 @@ def build(arch: str, **args):
         raise ModelError(f"architecture {arch!r} does not take these arguments: {exc}") from None
 
 
+def _a(word: str) -> str:
+    return ("an " if word[0] in "aeiou" else "a ") + word
+
+
 def _entry_for(name: str, task: str | None, domain: str | None, weights_dir):
     """The manifest entry of `name`, refusing one made for another task or domain."""
     from ispcli.models import weights
 
     entry = weights.entry(name, weights_dir)
     if task is not None and entry.task != task:
-        raise ModelError(f"model {name!r} is a {entry.task} model, not a {task} model "
+        raise ModelError(f"model {name!r} is {_a(entry.task)} model, not {_a(task)} model "
                          f"(models for {task}: {', '.join(weights.names(task, weights_dir)) or 'none'})")
     if domain is not None and entry.domain != domain:
         raise ModelError(f"model {name!r} works on {entry.domain} images, this stage needs {domain}")

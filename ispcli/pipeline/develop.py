@@ -1,8 +1,9 @@
 """`develop`: the full classical chain, built from a `RawImage` and a `Recipe`.
 
-Whole-picture decisions (auto white balance, auto exposure) come from an analysis pass on
-a small binned copy of the frame and enter the stages as plain numbers, so tiling can never
-change the result.
+Whole-picture decisions (auto white balance, auto exposure, the dehazer's airlight, the
+enhancer's global parameters) come from an analysis pass on a small binned copy of the frame
+and enter the stages as plain numbers, so tiling can never change the result. Where a decision
+belongs to a later stage, the copy is first taken through the stages before it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ class Analysis:
     warnings: list[str] = field(default_factory=list)
     # raw denoising: shot/read variances of the normalised sensor data and where they came from
     noise: dict | None = None
+    # dehaze: the airlight, sRGB-encoded (as the dehazer sees its input)
+    airlight: list[float] | None = None
+    # enhance: the parameters its global branch chose for the whole picture
+    enhance: list[float] | None = None
 
 
 def binned_preview(raw: RawImage, max_pixels: int = PREVIEW_PIXELS) -> torch.Tensor:
@@ -108,20 +113,49 @@ def noise_levels(raw: RawImage) -> dict:
     return {"shot": shot, "read": read_from_shot(shot), "source": f"estimated (σ {sigma:.4f} at {level:.3f})"}
 
 
-def analyse(raw: RawImage, recipe: Recipe) -> Analysis:
+def _through(stages: list[Stage], x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A (1, 3, h, w) preview taken through `stages` whole (with the runner's edge handling)."""
+    from ispcli.pipeline import runner
+
+    if not stages:
+        return x
+    source = np.ascontiguousarray(x[0].permute(1, 2, 0).numpy())
+    return runner.run_whole(Pipeline(stages), source, device).float().cpu()
+
+
+def analyse(raw: RawImage, recipe: Recipe, device: torch.device | None = None) -> Analysis:
+    from ispcli.isp import dehaze
+
     preview = binned_preview(raw)
     gains, source, notes = choose_white_balance(raw, recipe, preview)
     matrix = color.camera_to_output_matrix(raw.xyz_to_cam, recipe.color_space)
+    # the preview as the colour stage leaves it: balanced, clipped at the balanced ceiling
+    lin = color.apply_matrix(white_balance_rgb(preview, torch.tensor(gains)).clamp(max=float(gains.min())),
+                             torch.tensor(matrix))
+    airlight = params = None
+    if recipe.dehaze != "none" or recipe.enhance != "none":
+        from ispcli.pipeline.device import resolve_device
+        from ispcli.pipeline.learned import _srgb_encode
+
+        device = device or resolve_device(recipe.device)
+        if recipe.dehaze != "none":
+            # the dehazer sees sRGB-encoded linear light; deblur, which comes first, keeps the
+            # local means an airlight and a 64-pixel thumbnail are made of, so it is left out here
+            airlight = dehaze.image_airlight(_srgb_encode(lin))[0]
+            lin = _through(restore_stages(recipe, airlight, device), dehaze.analysis_copy(lin), device)
     ev = recipe.exposure
     if recipe.auto_exposure:
         # auto exposure decides the brightness itself: the file's and the look's lifts
         # would count twice
-        lin = color.apply_matrix(white_balance_rgb(preview, torch.tensor(gains)).clamp(max=float(gains.min())),
-                                 torch.tensor(matrix))
         to_xyz = colorspaces.rgb_to_xyz_matrix(colorspaces.get(recipe.color_space))
         ev += tone.auto_exposure_ev(lin, torch.tensor(to_xyz[1], dtype=torch.float32))
     else:
         ev += raw.baseline_exposure + (tone.DEFAULT_LOOK_EV if recipe.look == "default" else 0.0)
+    if recipe.enhance != "none":
+        from ispcli.pipeline import learned
+
+        display = _through(tone_stages(recipe, ev), dehaze.analysis_copy(lin), device)
+        params = learned.enhance_params(recipe.enhance, display, device=device, precision=recipe.precision)[0]
     noise = None
     if recipe.denoise != "none":
         if raw.cfa is not None and raw.cfa.shape == (2, 2):
@@ -129,7 +163,40 @@ def analyse(raw: RawImage, recipe: Recipe) -> Analysis:
         else:
             notes.append(f"--denoise {recipe.denoise}: the raw denoiser needs a Bayer mosaic; not applied")
     return Analysis(wb_gains=[float(g) for g in gains], wb_source=source, exposure_ev=float(ev),
-                    matrix=np.asarray(matrix).tolist(), warnings=notes, noise=noise)
+                    matrix=np.asarray(matrix).tolist(), warnings=notes, noise=noise,
+                    airlight=None if airlight is None else [float(a) for a in airlight],
+                    enhance=None if params is None else [float(v) for v in params])
+
+
+def restore_stages(recipe: Recipe, airlight, device: torch.device, *, deblur: bool = False) -> list[Stage]:
+    """Deblur (with `deblur`) and dehaze on linear light, each between the sRGB curve and its
+    inverse (the models were trained on sRGB photos)."""
+    from ispcli.pipeline import learned
+
+    stages = []
+    if deblur and recipe.deblur != "none":
+        stages.append(learned.deblur_stage(recipe.deblur, device=device, precision=recipe.precision,
+                                           encoded=False))
+    if recipe.dehaze == "dcp":
+        stages.append(learned.dcp_stage(airlight, encoded=False))
+    elif recipe.dehaze != "none":
+        stages.append(learned.dehaze_stage(recipe.dehaze, airlight, device=device, precision=recipe.precision,
+                                           encoded=False))
+    return stages
+
+
+def tone_stages(recipe: Recipe, ev: float, *, float_output: bool = False) -> list[Stage]:
+    """Exposure and the tone curve: scene-referred linear light to display values."""
+    stages = []
+    if ev != 0.0:
+        stages.append(Stage("exposure", Domain.linear, Domain.linear, lambda x: tone.exposure(x, ev)))
+    space = recipe.color_space
+    if recipe.look == "default":
+        stages.append(Stage("tone", Domain.linear, Domain.display, lambda x: tone.tone_default(x, space)))
+    else:
+        stages.append(Stage("tone", Domain.linear, Domain.display,
+                            lambda x: tone.tone_neutral(x, space, clip=not float_output)))
+    return stages
 
 
 def build_pipeline(raw: RawImage, recipe: Recipe, analysis: Analysis, *, float_output: bool = False,
@@ -185,13 +252,11 @@ def build_pipeline(raw: RawImage, recipe: Recipe, analysis: Analysis, *, float_o
                             lambda x: highlights.reconstruct_highlights(x, gains),
                             halo=highlights.HALO["reconstruct"]))
     stages.append(Stage("color", Domain.camera, Domain.linear, lambda x: color.apply_matrix(x, matrix)))
-    ev = analysis.exposure_ev
-    if ev != 0.0:
-        stages.append(Stage("exposure", Domain.linear, Domain.linear, lambda x: tone.exposure(x, ev)))
-    space = recipe.color_space
-    if recipe.look == "default":
-        stages.append(Stage("tone", Domain.linear, Domain.display, lambda x: tone.tone_default(x, space)))
-    else:
-        stages.append(Stage("tone", Domain.linear, Domain.display,
-                            lambda x: tone.tone_neutral(x, space, clip=not float_output)))
+    stages += restore_stages(recipe, analysis.airlight, device, deblur=True)
+    stages += tone_stages(recipe, analysis.exposure_ev, float_output=float_output)
+    if recipe.enhance != "none":
+        from ispcli.pipeline import learned
+
+        stages.append(learned.enhance_stage(recipe.enhance, analysis.enhance, recipe.strength, device=device,
+                                            precision=recipe.precision))
     return Pipeline(stages)

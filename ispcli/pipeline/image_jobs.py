@@ -1,4 +1,6 @@
-"""The one-stage commands' workers: `denoise_file` and `demosaic_file`, one file in, one out.
+"""The one-stage commands' workers, one file in, one out: `denoise_file`, `dehaze_file`,
+`deblur_file`, `enhance_file` (one display-image stage each, through one worker) and
+`demosaic_file`.
 
 Like `develop_file` they never raise for a problem with their file (`jobs.run_guarded` turns
 it into a failed result). Pixels go through the one runner: the source stays in its own
@@ -9,6 +11,7 @@ float images pass unscaled and unclipped.
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -88,44 +91,101 @@ def _levels(scale: float, domain_out):
     return Stage("levels", Domain.counts, domain_out, lambda x: x * scale)
 
 
-# ---- denoise ------------------------------------------------------------------------------------
+# ---- one display-image stage: denoise, dehaze, deblur, enhance -----------------------------------
 
-def denoise_array(image: np.ndarray, scale: float, recipe: Recipe, bits: int, device=None) -> tuple[np.ndarray, float]:
-    """Denoise an (H, W, 3) image; returns the output array and the σ used (0-255 units).
+def analysis_copy(image: np.ndarray, scale: float):
+    """`isp.dehaze.analysis_copy` of the whole (H, W, 3) image scaled to [0, 1], as a
+    (1, 3, h, w) tensor, computed a band of rows at a time: memory does not grow with the
+    image. Every whole-image analysis (airlight, enhance's global branch) runs on it."""
+    import torch
+    from torch.nn import functional as F
 
-    Without a σ in the recipe it is estimated once from the whole image, so tiling cannot
-    change it."""
+    from ispcli.isp.dehaze import ANALYSIS_SIZE
+
+    h, w = image.shape[:2]
+    factor = max(1, -(-max(h, w) // ANALYSIS_SIZE))
+    rows = factor * max(1, 64 // factor)     # whole pooling windows per band: same sums as the whole
+    parts = []
+    for y in range(0, h, rows):
+        x = torch.from_numpy(np.ascontiguousarray(image[y:y + rows], dtype=np.float32)).permute(2, 0, 1)[None]
+        if scale != 1.0:
+            x = x * scale                        # as the runner's levels stage scales
+        parts.append(F.avg_pool2d(x, factor, ceil_mode=True) if factor > 1 else x)
+    return torch.cat(parts, dim=2)
+
+
+def _denoise_plan(image: np.ndarray, scale: float, recipe: Recipe, device, result: FileResult):
+    """Without a σ in the recipe it is estimated once from the whole image, so tiling
+    cannot change it; the σ used is reported."""
     from ispcli.isp.noise import estimate_sigma
-    from ispcli.pipeline import learned, runner
-    from ispcli.pipeline.device import resolve_device
-    from ispcli.pipeline.stage import Domain, Pipeline
+    from ispcli.pipeline import learned
 
-    device = device or resolve_device(recipe.device)
     if recipe.sigma >= 0:
         sigma = recipe.sigma
     else:
         with warnings.catch_warnings():  # a read-only array (Pillow's) is only read here
             warnings.simplefilter("ignore", UserWarning)
             sigma = estimate_sigma(image) * scale * 255.0
+    result.sigma = round(float(sigma), 2)
+    return learned.denoise_stage(recipe.model, sigma / 255.0, device=device, precision=recipe.precision)
+
+
+def _dehaze_plan(image: np.ndarray, scale: float, recipe: Recipe, device, result: FileResult):
+    """The airlight is estimated once, on the whole image's downscaled copy."""
+    from ispcli.isp.dehaze import image_airlight
+    from ispcli.pipeline import learned
+
+    airlight = image_airlight(analysis_copy(image, scale))[0]
+    if recipe.model == "dcp":
+        return learned.dcp_stage(airlight)
+    return learned.dehaze_stage(recipe.model, airlight, device=device, precision=recipe.precision)
+
+
+def _deblur_plan(image: np.ndarray, scale: float, recipe: Recipe, device, result: FileResult):
+    from ispcli.pipeline import learned
+
+    return learned.deblur_stage(recipe.model, device=device, precision=recipe.precision)
+
+
+def _enhance_plan(image: np.ndarray, scale: float, recipe: Recipe, device, result: FileResult):
+    """The global branch runs once, on the whole image's downscaled copy; tiles get its numbers."""
+    from ispcli.models import registry
+    from ispcli.pipeline import learned
+
+    model = registry.load(recipe.model, task="enhance", domain="display")
+    params = learned.enhance_params(model, analysis_copy(image, scale), device=device,
+                                    precision=recipe.precision)
+    return learned.enhance_stage(model, params, recipe.strength, device=device, precision=recipe.precision)
+
+
+def stage_array(image: np.ndarray, scale: float, stage, bits: int, *, device, tile: int = 0) -> np.ndarray:
+    """Run one display-referred stage over an (H, W, 3) image through the runner."""
+    from ispcli.pipeline import runner
+    from ispcli.pipeline.stage import Domain, Pipeline
+
     stages = [_levels(scale, Domain.display)] if scale != 1.0 else []
-    stages.append(learned.denoise_stage(recipe.model, sigma / 255.0, device=device, precision=recipe.precision))
     canvas = Canvas(image.shape[0], image.shape[1], 1, bits)
-    runner.run(Pipeline(stages), image, canvas, device=device, tile=recipe.tile)
-    return canvas.image, sigma
+    runner.run(Pipeline(stages + [stage]), image, canvas, device=device, tile=tile)
+    return canvas.image
 
 
-def _denoise(job: Job, result: FileResult) -> None:
+def _one_stage(command: str, plan, job: Job, result: FileResult) -> None:
+    """Read an RGB image, check it, let `plan` build the command's stage (after any
+    whole-image analysis it needs), run it, and write the output with the input's ICC
+    profile and EXIF."""
     from ispcli.io.exif import image_output_tags, read_image_exif, write_tags
     from ispcli.io.images import encode_image, read_image, write_atomic
+    from ispcli.pipeline.device import resolve_device
 
     image, info = read_image(job.input)
     result.megapixels = round(image.shape[0] * image.shape[1] / 1e6, 3)
-    check_rgb(image, info, job.input, "denoise")
+    check_rgb(image, info, job.input, command)
     check_size(image, job.input)
     image, scale, in_bits = sample_scale(image, job.input)
     fmt, bits = output_format(job.recipe, job.input, in_bits)
-    out, sigma = denoise_array(image, scale, job.recipe, bits)
-    result.sigma = round(float(sigma), 2)
+    device = resolve_device(job.recipe.device)
+    stage = plan(image, scale, job.recipe, device, result)
+    out = stage_array(image, scale, stage, bits, device=device, tile=job.recipe.tile)
     del image
     data = encode_image(out, fmt, quality=job.recipe.quality, icc=info.get("icc"))
     tags = image_output_tags(read_image_exif(job.input), width=out.shape[1], height=out.shape[0],
@@ -138,7 +198,22 @@ def _denoise(job: Job, result: FileResult) -> None:
 
 def denoise_file(job: Job) -> FileResult:
     """Denoise one image into one output file; every per-file problem becomes a failed result."""
-    return run_guarded(job, "denoised", _denoise)
+    return run_guarded(job, "denoised", partial(_one_stage, "denoise", _denoise_plan))
+
+
+def dehaze_file(job: Job) -> FileResult:
+    """Dehaze one image (learned, or `dcp` as the recipe's model)."""
+    return run_guarded(job, "dehazed", partial(_one_stage, "dehaze", _dehaze_plan))
+
+
+def deblur_file(job: Job) -> FileResult:
+    """Deblur one image (blind)."""
+    return run_guarded(job, "deblurred", partial(_one_stage, "deblur", _deblur_plan))
+
+
+def enhance_file(job: Job) -> FileResult:
+    """Enhance one image, blended with it by the recipe's strength."""
+    return run_guarded(job, "enhanced", partial(_one_stage, "enhance", _enhance_plan))
 
 
 # ---- demosaic -----------------------------------------------------------------------------------
@@ -166,14 +241,14 @@ def _demosaic_raw(job: Job, result: FileResult):
     import torch
 
     from ispcli.io.exif import output_tags
-    from ispcli.io.raw import read_raw
+    from ispcli.io.decoder import read_raw_isolated
     from ispcli.isp.cfa import cfa_plane
     from ispcli.isp.levels import normalize_levels
     from ispcli.pipeline import runner
     from ispcli.pipeline.device import resolve_device
     from ispcli.pipeline.stage import Domain, Pipeline, Stage
 
-    raw = read_raw(job.input, max_megapixels=job.max_megapixels)
+    raw = read_raw_isolated(job.input, max_megapixels=job.max_megapixels, timeout=job.timeout)
     result.megapixels = round(raw.megapixels, 3)
     result.warnings = list(raw.warnings)
     if raw.cfa is None:

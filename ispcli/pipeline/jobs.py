@@ -51,6 +51,7 @@ class Job:
     overwrite: bool = False
     sidecar: bool = False
     max_megapixels: float = 500.0
+    timeout: float = 120.0        # seconds one raw may take to decode (io.decoder)
     # demosaic --cfa: inputs are single-channel mosaic images with this pattern (e.g. RGGB)
     cfa: str | None = None
 
@@ -122,11 +123,11 @@ def develop_file(job: Job) -> FileResult:
 
 def _develop(job: Job, result: FileResult) -> None:
     from ispcli.io import icc
+    from ispcli.io.decoder import read_raw_isolated
     from ispcli.io.exif import output_tags
     from ispcli.io.images import encode_image, write_atomic
-    from ispcli.io.raw import read_raw
 
-    raw = read_raw(job.input, max_megapixels=job.max_megapixels)
+    raw = read_raw_isolated(job.input, max_megapixels=job.max_megapixels, timeout=job.timeout)
     result.megapixels = round(raw.megapixels, 3)
     result.warnings = list(raw.warnings)
     image, analysis = develop_array(raw, job.recipe)

@@ -108,3 +108,111 @@ def raw_denoise_stage(model_name: str, cfa, gains, shot: float, read: float, *,
 
     return Stage("raw_denoise", Domain.mosaic, Domain.mosaic, fn, halo=model.receptive_field + 1, extend=True,
                  align=model.multiple)
+
+
+# ---- restoration and enhancement (display-trained models, usable on linear data too) ----------
+
+def _load(model, task: str):
+    """A model by name (checked against the manifest for `task`), or one already loaded."""
+    if isinstance(model, str):
+        return registry.load(model, task=task, domain="display")
+    return model
+
+
+def _rgb3(value, what: str) -> torch.Tensor:
+    t = torch.as_tensor(value, dtype=torch.float32).reshape(-1)
+    if t.numel() != 3:
+        raise ValueError(f"{what} must be three numbers (R, G, B), got {tuple(t.shape)}")
+    return t
+
+
+def _around_srgb(fn, encoded: bool):
+    """`fn` works on sRGB-encoded values (what the models were trained on); on linear data
+    (`encoded=False`, as in develop) it runs between the sRGB curve and its inverse."""
+    if encoded:
+        return fn
+    return lambda x: _srgb_decode(fn(_srgb_encode(x)))
+
+
+def _restore_domain(encoded: bool) -> Domain:
+    return Domain.display if encoded else Domain.linear
+
+
+def dehaze_stage(model_name, airlight, *, device: torch.device, precision: str = "auto",
+                 encoded: bool = True) -> Stage:
+    """Learned dehazing with the image's airlight ((3,), sRGB-encoded, from
+    `isp.dehaze.image_airlight`: estimated once per image, so every tile uses the same)."""
+    model = _prepare(_load(model_name, "dehaze"), device)
+    a = _rgb3(airlight, "the airlight")
+
+    def net(x: torch.Tensor) -> torch.Tensor:
+        with _autocast(x.device, precision):
+            out = model(conditioning.dehaze_input(x, a.to(x.device)))
+        return out.float()
+
+    d = _restore_domain(encoded)
+    return Stage("dehaze", d, d, _around_srgb(net, encoded), halo=model.receptive_field, extend=True,
+                 align=model.multiple)
+
+
+def dcp_stage(airlight, encoded: bool = True) -> Stage:
+    """Dark channel prior dehazing (He et al.) with the image's airlight, as `dehaze_stage`."""
+    from ispcli.isp import dehaze
+
+    a = _rgb3(airlight, "the airlight")
+    d = _restore_domain(encoded)
+    return Stage("dehaze", d, d, _around_srgb(lambda x: dehaze.dcp_dehaze(x, a.to(x.device)), encoded),
+                 halo=dehaze.HALO, extend=True)
+
+
+def deblur_stage(model_name, *, device: torch.device, precision: str = "auto", encoded: bool = True) -> Stage:
+    """Blind deblurring: the network sees only the blurred image."""
+    model = _prepare(_load(model_name, "deblur"), device)
+
+    def net(x: torch.Tensor) -> torch.Tensor:
+        with _autocast(x.device, precision):
+            out = model(x)
+        return out.float()
+
+    d = _restore_domain(encoded)
+    return Stage("deblur", d, d, _around_srgb(net, encoded), halo=model.receptive_field, extend=True,
+                 align=model.multiple)
+
+
+def enhance_params(model_name, image: torch.Tensor, *, device: torch.device,
+                   precision: str = "auto") -> torch.Tensor:
+    """The analysis pass of the enhancer: its global branch's parameters (N, P) for whole
+    display images (N, 3, H, W), computed on their downscaled copies (`isp.dehaze.analysis_copy`,
+    which leaves a copy already that small unchanged). Give them to `enhance_stage`."""
+    from ispcli.isp.dehaze import analysis_copy
+
+    model = _prepare(_load(model_name, "enhance"), device)
+    with torch.inference_mode(), _autocast(device, precision):
+        params = model.analyse(analysis_copy(image.to(device, torch.float32)))
+    return params.float().cpu()
+
+
+def enhance_stage(model_name, params, strength: float = 1.0, *, device: torch.device,
+                  precision: str = "auto") -> Stage:
+    """The enhancer applied per tile with the whole image's `params` (from `enhance_params`;
+    never from the tile itself, which would make the result depend on tiling), blended with
+    the input: out = in + strength·(enhanced − in)."""
+    if params is None:
+        raise ValueError("enhance_stage needs the whole image's params (enhance_params), not None")
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength {strength:g}: expected 0..1")
+    model = _prepare(_load(model_name, "enhance"), device)
+    p = torch.as_tensor(params, dtype=torch.float32).reshape(1, -1)
+    expected = 12 + 3 * model.knots
+    if p.shape[1] != expected:
+        raise ValueError(f"enhance params have {p.shape[1]} values; this model takes {expected}")
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        if strength == 0.0:
+            return x
+        with _autocast(x.device, precision):
+            out = model.apply(x, p.to(x.device).expand(x.shape[0], -1))
+        return torch.lerp(x, out.float(), strength)    # exact at 0 and 1
+
+    return Stage("enhance", Domain.display, Domain.display, fn, halo=model.receptive_field, extend=True,
+                 align=model.multiple)

@@ -11,7 +11,8 @@ ORDER: list[tuple[str, str]] = [
     ("highlight_recovery", "needs camera RGB with the per-channel ceilings still known"),
     ("color", "camera RGB → output primaries; later stages work in a known space"),
     ("deblur", "blur is linear in light: deconvolve before any tone curve"),
-    ("dehaze", "the scattering model holds in linear light"),
+    ("dehaze", ("the scattering model holds in linear light; haze was in the scene before the lens "
+                "blurred it, so it is undone after deblur")),
     ("exposure", "scene-referred gain before the tone curve compresses anything"),
     ("tone", "tone curve and transfer function: linear light → display values"),
     ("enhance", "learned look adjustments act on the display image"),

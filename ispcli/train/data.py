@@ -57,21 +57,71 @@ def load_images(folders, patch: int, *, jpeg_downscale: int = 1, min_count: int 
     return images, kept
 
 
+def load_pairs(pairs, patch: int, hold_out: int = 0) -> tuple[list[np.ndarray], list[str], list[str]]:
+    """Paired images (input folder, target folder, matched by file name) as (H, W, 6) arrays:
+    input RGB then target RGB. Every k-th pair in name order is held out (`hold_out` of them),
+    the same rule `eval enhance --pairs` uses to pick its test pairs.
+    Returns (arrays, names used, names held out)."""
+    arrays, used = [], []
+    held: list[str] = []
+    for inputs, targets in pairs:
+        names = pair_names(inputs, targets)
+        test = set(held_out(names, hold_out))
+        held += [n for n in names if n in test]
+        for name in names:
+            if name in test:
+                continue
+            a, b = _load(Path(inputs) / name, 1), _load(Path(targets) / name, 1)
+            if a.shape != b.shape:
+                raise DataError(f"{Path(inputs) / name}: {a.shape[1]}x{a.shape[0]} pixels but its target is "
+                                f"{b.shape[1]}x{b.shape[0]}")
+            if min(a.shape[:2]) >= patch:
+                arrays.append(np.concatenate([a, b], axis=2))
+                used.append(name)
+    return arrays, used, held
+
+
+def pair_names(inputs, targets) -> list[str]:
+    """File names present in both folders; a name in only one of them is an error."""
+    a = {p.name for p in list_images(inputs)}
+    b = {p.name for p in list_images(targets)}
+    if a != b:
+        odd = sorted(a ^ b)
+        raise DataError(f"{inputs} and {targets}: {len(odd)} file(s) without a partner "
+                        f"({', '.join(odd[:3])}{', …' if len(odd) > 3 else ''})")
+    return sorted(a, key=lambda n: (len(n), n))
+
+
+def held_out(names: list[str], count: int) -> list[str]:
+    """Every k-th name (k = len // count), starting with the first: spread over the set."""
+    if count <= 0:
+        return []
+    if count >= len(names):
+        raise DataError(f"cannot hold out {count} of {len(names)} pairs")
+    step = len(names) // count
+    return [names[i * step] for i in range(count)]
+
+
+def _fill(crop: torch.Tensor, channels: int) -> torch.Tensor:
+    """A plain RGB image where the task expects (input, target) pairs: input = target."""
+    return crop.repeat(channels // crop.shape[0], 1, 1) if crop.shape[0] < channels else crop
+
+
 class PatchSampler:
     """Random crops with random flips and 90° turns, from a generator whose state checkpoints."""
 
-    def __init__(self, images: list[np.ndarray], patch: int, seed: int):
-        self.images, self.patch = images, patch
+    def __init__(self, images: list[np.ndarray], patch: int, seed: int, channels: int = 3):
+        self.images, self.patch, self.channels = images, patch, channels
         self.generator = torch.Generator().manual_seed(seed)
 
     def batch(self, size: int) -> torch.Tensor:
         g, p = self.generator, self.patch
-        out = torch.empty(size, 3, p, p)
+        out = torch.empty(size, self.channels, p, p)
         for i in range(size):
             img = self.images[int(torch.randint(len(self.images), (1,), generator=g))]
             y = int(torch.randint(img.shape[0] - p + 1, (1,), generator=g))
             x = int(torch.randint(img.shape[1] - p + 1, (1,), generator=g))
-            crop = torch.from_numpy(img[y:y + p, x:x + p]).permute(2, 0, 1).float() / 255
+            crop = _fill(torch.from_numpy(img[y:y + p, x:x + p]).permute(2, 0, 1).float() / 255, self.channels)
             turn, flip = torch.randint(4, (1,), generator=g).item(), torch.randint(2, (1,), generator=g).item()
             crop = torch.rot90(crop, turn, (1, 2))
             out[i] = crop.flip(2) if flip else crop
@@ -84,12 +134,13 @@ class PatchSampler:
         self.generator.set_state(state)
 
 
-def centre_crops(images: list[np.ndarray], size: int) -> list[torch.Tensor]:
+def centre_crops(images: list[np.ndarray], size: int, channels: int = 3) -> list[torch.Tensor]:
     """Fixed validation crops (at most size×size, cut to a multiple of 16)."""
     crops = []
     for img in images:
         h = min(size, img.shape[0]) // 16 * 16
         w = min(size, img.shape[1]) // 16 * 16
         y, x = (img.shape[0] - h) // 2, (img.shape[1] - w) // 2
-        crops.append(torch.from_numpy(img[y:y + h, x:x + w]).permute(2, 0, 1).float().unsqueeze(0) / 255)
+        crop = torch.from_numpy(img[y:y + h, x:x + w]).permute(2, 0, 1).float() / 255
+        crops.append(_fill(crop, channels).unsqueeze(0))
     return crops

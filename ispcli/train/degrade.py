@@ -75,3 +75,37 @@ def raw_pair(clean: torch.Tensor, generator: torch.Generator, shot=None, read=No
         inputs.append(conditioning.raw_denoise_input(noisy * gains, gains, s, r))
         targets.append(raw * gains)
     return torch.cat(inputs), torch.cat(targets)
+
+
+def dehaze_pair(clean: torch.Tensor, generator: torch.Generator, *, airlight_error: float = 0.1):
+    """(model input, target): haze from the scattering model over the depth proxy, β and a
+    slightly tinted airlight drawn per image, a little wider than the eval protocol so that
+    light haze and none at all are seen too. The model is told the airlight with the error
+    its estimate has in use (`estimate_airlight` on a whole hazy image)."""
+    from ispcli.train import haze
+
+    hazy, a = haze.random_haze(clean, generator, beta=(0.0, 2.5), airlight=(0.6, 1.0), tint=0.04)
+    told = a * (1 + airlight_error * torch.randn(a.shape, generator=generator))
+    return conditioning.dehaze_input(hazy, told.clamp(0.05, 1.0)), clean
+
+
+def deblur_pair(clean: torch.Tensor, generator: torch.Generator, *, noise_max: float = 0.02):
+    """(model input, target): a random shake or defocus kernel per image and Gaussian noise
+    with σ up to `noise_max` (the eval protocol adds 1%)."""
+    from ispcli.train import blur
+
+    kernels = torch.stack([blur.random_kernel(generator) for _ in range(clean.shape[0])])
+    sigma = noise_max * torch.rand(clean.shape[0], generator=generator)
+    return gaussian_noise(blur.blur(clean, kernels), sigma, generator), clean
+
+
+def enhance_pair(batch: torch.Tensor, generator: torch.Generator):
+    """(model input, target) from (N, 6, H, W) input+target stacks: real pairs as they are,
+    plain photos (input = target) through the phone-like degradations."""
+    from ispcli.train import phone
+
+    inputs, targets = batch[:, :3].clone(), batch[:, 3:]
+    for i in range(batch.shape[0]):
+        if torch.equal(inputs[i], targets[i]):
+            inputs[i] = phone.degrade_one(targets[i:i + 1], generator)[0]
+    return inputs, targets

@@ -45,13 +45,15 @@ class TrainConfig:
     command: str = ""
     init: str = ""          # start from this shipped model's weights (fine-tuning)
     resumed: list = field(default_factory=list)   # the commands that continued the run
+    pairs: list = field(default_factory=list)     # [[input_dir, target_dir], ...]
+    hold_out: int = 6                             # pairs kept out of training for `eval`
 
 
 class TrainError(ValueError):
     pass
 
 
-LOSSES = ("l1", "l2", "ms-ssim")
+LOSSES = ("l1", "l2", "ms-ssim", "dped")
 
 
 def loss_fn(name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -62,6 +64,15 @@ def loss_fn(name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     if name == "ms-ssim":
         # MS-SSIM alone drifts in flat colour; the usual mix keeps a little L1 (Zhao et al. 2017).
         return 0.84 * (1 - metrics.ms_ssim(pred, target).mean()) + 0.16 * F.l1_loss(pred, target)
+    if name == "dped":
+        # DPED (Ignatov et al. 2017): colour on blurred images, content, total variation. Its
+        # content term compares VGG features; no pretrained VGG may be downloaded here, so
+        # content is L1 on pixels.
+        from ispcli.train.phone import gaussian_blur
+
+        colour = F.mse_loss(gaussian_blur(pred, 3.0), gaussian_blur(target, 3.0))
+        tv = (pred[..., 1:, :] - pred[..., :-1, :]).abs().mean() + (pred[..., 1:] - pred[..., :-1]).abs().mean()
+        return F.l1_loss(pred, target) + 5.0 * colour + 1e-3 * tv
     raise TrainError(f"--loss {name!r}: expected one of {', '.join(LOSSES)}")
 
 
@@ -146,6 +157,34 @@ def _split_validation(cfg, task, images, files):
     return [im for i, im in enumerate(images) if i not in held], [images[i] for i in sorted(held)]
 
 
+class _Files(list):
+    """The training files, plus which pairs were used and held out."""
+
+    def __init__(self):
+        super().__init__()
+        self.pairs_used: list = []
+        self.held: list = []
+
+
+def _training_images(cfg: TrainConfig, task):
+    if cfg.pairs and not task.pairs:
+        raise TrainError(f"--pairs: the {task.name} task learns from clean images only (--data)")
+    if not cfg.data and not cfg.pairs:
+        raise TrainError("no training data: give --data DIR" + (" or --pairs INPUT_DIR TARGET_DIR" if task.pairs else ""))
+    images, files = [], _Files()
+    if cfg.data:
+        images, found = data.load_images(cfg.data, cfg.patch, jpeg_downscale=task.jpeg_downscale,
+                                         min_count=1 if cfg.pairs else cfg.batch)
+        files.extend(found)
+    if cfg.pairs:
+        paired, files.pairs_used, files.held = data.load_pairs(cfg.pairs, cfg.patch, cfg.hold_out)
+        images = paired + images
+        if len(images) < cfg.batch:
+            raise data.DataError(f"{len(images)} usable image(s) of at least {cfg.patch}×{cfg.patch} pixels, "
+                                 f"need at least {cfg.batch} (the batch size)")
+    return images, files
+
+
 class _Reporter:
     """A rich progress bar on a terminal; a plain line per validation otherwise."""
 
@@ -211,9 +250,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
 
     device = _device(cfg)
     dist = _Distributed(device)
-    images, files = data.load_images(cfg.data, cfg.patch, jpeg_downscale=task.jpeg_downscale, min_count=cfg.batch)
+    images, files = _training_images(cfg, task)
     train_images, val_images = _split_validation(cfg, task, images, files)
-    val_crops = data.centre_crops(val_images, 256)
+    val_crops = data.centre_crops(val_images, 256, task.channels)
 
     args = {**task.args, **cfg.arch_args}
     torch.manual_seed(cfg.seed)
@@ -231,7 +270,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
     model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg.steps))
-    sampler = data.PatchSampler(train_images, cfg.patch, cfg.seed * 1000 + dist.rank)
+    sampler = data.PatchSampler(train_images, cfg.patch, cfg.seed * 1000 + dist.rank, task.channels)
     degrade_gen = torch.Generator().manual_seed(cfg.seed * 1000 + 500 + dist.rank)
     start, elapsed_before, best = 0, 0.0, None
     if resume:
@@ -305,6 +344,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
                       "degradation": task.summary, "device": str(device), "processes": dist.world,
                       "seconds": round(elapsed_before + time.time() - t0),
                       "initialised_from": init_note,
+                      **({"pairs": cfg.pairs, "pairs_used": files.pairs_used, "pairs_held_out": files.held}
+                         if cfg.pairs else {}),
                       "validation_psnr": None if val is None else round(val, 2)})
         # a fresh entry: scores of any earlier weights of this name do not describe the new ones
         weights.save(model, entry, weights_dir)

@@ -18,6 +18,9 @@ class Task:
     args: dict = field(default_factory=dict)
     jpeg_downscale: int = 1          # see train.data._load
     summary: str = ""
+    channels: int = 3                # per sampled patch: 6 for (input, target) pairs
+    pairs: bool = False              # takes --pairs INPUT_DIR TARGET_DIR
+    loss: str = "l1"
 
 
 TASKS: dict[str, Task] = {
@@ -35,6 +38,22 @@ TASKS: dict[str, Task] = {
         args={"in_channels": 2, "out_channels": 1, "channels": [32, 64, 128, 256], "blocks": 2},
         jpeg_downscale=2,
         summary="white-balanced Bayer mosaic denoiser, shot/read noise (Brooks et al. 2019), σ plane given"),
+    "dehaze": Task(
+        "dehaze", "display", degrade.dehaze_pair,
+        args={"in_channels": 6, "out_channels": 3, "channels": [32, 64, 128, 256], "blocks": 2},
+        summary="haze I = J·t + A·(1 − t) over the depth proxy of train.haze (colour attenuation prior + "
+                "vertical ramp), β 0–2.5, airlight 0.6–1.0 ±0.04 tint, told with 10% error"),
+    "deblur": Task(
+        "deblur", "display", degrade.deblur_pair,
+        args={"in_channels": 3, "out_channels": 3, "channels": [32, 64, 128, 256], "blocks": 2},
+        summary="blind: random camera-shake trajectories (Boracchi & Foi 2012) up to 26 px or defocus discs, "
+                "Gaussian noise σ 0–2%"),
+    "enhance": Task(
+        "enhance", "display", degrade.enhance_pair, arch="enhance-net",
+        args={"channels": [16, 32, 64, 128], "blocks": 2, "knots": 16, "width": 64},
+        channels=6, pairs=True, loss="dped",
+        summary="paired photos (--pairs) and phone-like degradations of good photos (exposure, cast, "
+                "contrast, saturation, softness, noise, JPEG; 15% untouched)"),
 }
 
 

@@ -1,0 +1,44 @@
+"""Deblur photos (PNG, JPEG, TIFF) with a trained network: camera shake and defocus.
+
+Inputs may be 8-bit, 16-bit or float. The deblurring is blind: the blur is not given, the
+network infers it.
+Each output keeps its input's format, bit depth, ICC profile and EXIF unless --format/--bits
+say otherwise. Inputs must be RGB, at least 16x16 pixels. INPUT may be files, folders (-r for
+sub-folders, mirrored under the output), glob patterns, or - to read paths from standard
+input, one per line.
+Exit codes: 0 all deblurred or skipped, 1 some files failed, 2 usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ispcli.cli import common
+
+PREFERRED_MODEL = "deblur-unet"
+
+
+def deblur(
+    inputs: list[str] = common.IMAGE_INPUTS,
+    output: Path = common.OUTPUT,
+    model: str | None = common.model_option("deblur", PREFERRED_MODEL),
+    fmt: str | None = common.SAME_FORMAT,
+    bits: int | None = common.SAME_BITS,
+    quality: int | None = common.QUALITY,
+    name: str | None = common.NAME,
+    recursive: bool = common.RECURSIVE,
+    overwrite: bool = common.OVERWRITE,
+    jobs: int = common.JOBS,
+    tile: int | None = common.TILE,
+    device: str | None = common.DEVICE,
+    precision: str | None = common.PRECISION,
+    quiet: bool = common.QUIET,
+    json_out: bool = common.JSON,
+) -> None:
+    raise typer.Exit(common.run_image_command(
+        "deblur", inputs=inputs, output=output, jobs=jobs, recursive=recursive, overwrite=overwrite,
+        quiet=quiet, json_out=json_out, model=model, preferred=PREFERRED_MODEL,
+        overrides={"format": fmt, "bits": bits, "quality": quality, "name": name,
+                   "tile": tile, "device": device, "precision": precision}))

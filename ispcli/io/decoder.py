@@ -1,0 +1,130 @@
+"""Raw decoding in a separate process, so that LibRaw cannot take the batch down with it.
+
+LibRaw is C code fed with untrusted files: a damaged file can crash it (segfault, abort) or
+send it into a loop. Each process that develops files keeps one long-lived decoder process
+and sends it paths; a crash or a decode that runs past the time limit costs that one file
+("decoder crashed (signal 11)", "decode timed out after 60 s"), the decoder is replaced, and
+the batch goes on. The decoder imports numpy and rawpy only (never torch) and is started with
+`spawn` (LibRaw's OpenMP deadlocks in forked children).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from typing import Callable
+
+from ispcli.io.errors import RawReadError
+
+DEFAULT_TIMEOUT = 120.0   # seconds; the largest real raws decode in a few
+
+
+def _read(path: str, **kwargs):
+    from ispcli.io.raw import read_raw
+
+    return read_raw(path, **kwargs)
+
+
+def _serve(conn, func: Callable) -> None:
+    """The decoder process: one path in, ("ok", RawImage) or ("error", exception) out."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)     # the parent decides when to stop
+    while True:
+        try:
+            path, kwargs = conn.recv()
+        except (EOFError, OSError):                   # the parent is gone
+            return
+        try:
+            reply = ("ok", func(path, **kwargs))
+        except RawReadError as exc:
+            reply = ("error", exc)
+        except Exception as exc:  # noqa: BLE001 - a bug in our reader is still one file's failure
+            reply = ("error", RawReadError(path, f"cannot decode ({type(exc).__name__}: {exc})"))
+        conn.send(reply)
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "unknown"
+        return f"decoder crashed (signal {-exitcode}, {name})"
+    return f"decoder process died (exit status {exitcode})"
+
+
+class Decoder:
+    """A decoder process that is started on first use and replaced after a crash or timeout."""
+
+    def __init__(self, func: Callable = _read, timeout: float = DEFAULT_TIMEOUT):
+        self.func, self.timeout = func, timeout
+        self._proc = None
+        self._conn = None
+
+    def _start(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(child, self.func), daemon=True, name="ispcli-decoder")
+        self._proc.start()
+        child.close()
+        self._conn = parent
+
+    def _stop(self, kill: bool) -> int | None:
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if conn is not None:
+            conn.close()
+        if proc is None:
+            return None
+        if kill and proc.is_alive():
+            proc.kill()
+        proc.join(5)
+        return proc.exitcode
+
+    def read(self, path: str, timeout: float | None = None, **kwargs):
+        """`read_raw(path, **kwargs)` in the decoder process; every failure is a `RawReadError`."""
+        limit = self.timeout if timeout is None else timeout
+        if self._proc is None or not self._proc.is_alive():
+            self._stop(kill=True)
+            self._start()
+        try:
+            self._conn.send((str(path), kwargs))
+            ready = self._conn.poll(limit)               # also true when the decoder dies
+        except (BrokenPipeError, OSError):
+            ready = True
+        if not ready:
+            self._stop(kill=True)
+            raise RawReadError(path, f"decode timed out after {limit:g} s (--timeout)")
+        try:
+            status, value = self._conn.recv()
+        except (EOFError, OSError):
+            raise RawReadError(path, _death(self._stop(kill=False))) from None
+        if status == "ok":
+            return value
+        raise value
+
+    def close(self) -> None:
+        self._stop(kill=True)
+
+
+_decoder: Decoder | None = None
+
+
+def _shared() -> Decoder:
+    global _decoder
+    if _decoder is None:
+        _decoder = Decoder()
+    return _decoder
+
+
+def prestart(timeout: float | None = None) -> None:
+    """Start this process's decoder ahead of its first file (it starts in the background)."""
+    d = _shared()
+    if timeout is not None:
+        d.timeout = timeout
+    if d._proc is None:
+        d._start()
+
+
+def read_raw_isolated(path, *, timeout: float | None = None, **kwargs):
+    """Decode through this process's decoder (started on first use)."""
+    return _shared().read(str(path), timeout=timeout, **kwargs)

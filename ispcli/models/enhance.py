@@ -1,0 +1,81 @@
+"""The enhancer: a global colour-and-tone transform predicted from a thumbnail of the whole
+image, then a local U-Net that refines tone and detail per tile.
+
+The global branch (in the spirit of HDRNet and image-adaptive 3D LUTs) sees only a
+`THUMB`×`THUMB` area-averaged copy, so it can run once on the whole picture (the analysis
+pass) and hand a few numbers to every tile: the result does not depend on tiling. Those
+numbers are a 3×3 colour matrix with offset and a monotone tone curve per channel, whose knots
+lie evenly on √x so that shadows (where low-light photos live) get fine control. All of it
+starts as the identity, so an untrained or unsure model leaves the picture alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ispcli.models.unet import UNet
+
+THUMB = 64
+
+
+class EnhanceNet(nn.Module):
+    def __init__(self, channels: tuple[int, ...] = (16, 32, 64, 128), blocks: int = 2, knots: int = 16,
+                 width: int = 64):
+        super().__init__()
+        self.knots = knots
+        self.local = UNet(6, 3, channels, blocks)
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(32, width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+        )
+        self.head = nn.Sequential(nn.Linear(2 * width, width), nn.ReLU(inplace=True),
+                                  nn.Linear(width, 12 + 3 * knots))
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+
+    @property
+    def receptive_field(self) -> int:
+        return self.local.receptive_field
+
+    @property
+    def multiple(self) -> int:
+        return self.local.multiple
+
+    @staticmethod
+    def thumbnail(x: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(x, THUMB)
+
+    def analyse(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) whole images (or their thumbnails) → (N, 12 + 3·knots) parameters."""
+        f = self.features(self.thumbnail(x.clamp(0, 1)))
+        f = torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)
+        return self.head(f)
+
+    def global_transform(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        n, k = x.shape[0], self.knots
+        matrix = torch.eye(3, device=x.device, dtype=x.dtype) + params[:, :9].view(n, 3, 3)
+        offset = params[:, 9:12].view(n, 3, 1)
+        z = (torch.bmm(matrix, x.reshape(n, 3, -1)) + offset).clamp(0, 1)
+        u = z.clamp_min(1e-6).sqrt()                                      # knots even on √x
+        steps = F.softplus(params[:, 12:].view(n, 3, k)) / (k * math.log(2))   # identity at zero
+        curve = torch.cat([torch.zeros(n, 3, 1, device=x.device, dtype=x.dtype), steps.cumsum(-1)], dim=-1)
+        pos = u * k
+        idx = pos.floor().clamp(0, k - 1)
+        frac = pos - idx
+        idx = idx.long()
+        v = curve.gather(2, idx) + frac * steps.gather(2, idx)
+        return (v * v).view_as(x)
+
+    def apply(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """Enhance a tile with the whole image's parameters."""
+        g = self.global_transform(x, params)
+        return self.local(torch.cat([g, x], dim=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.apply(x, self.analyse(x))

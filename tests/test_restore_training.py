@@ -1,0 +1,191 @@
+"""What `train` and `eval` of dehaze, deblur and enhance rely on: the synthetic haze, blur and
+phone degradations, the enhancer's identity start, and paired training data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ispcli.isp import dehaze
+from ispcli.models.enhance import EnhanceNet
+from ispcli.train import blur, data, degrade, haze, phone
+from tests.conftest import natural_image, run_cli
+
+
+def _image(h=64, w=80, seed=0) -> torch.Tensor:
+    return torch.from_numpy(natural_image(h, w, seed=seed)).permute(2, 0, 1).unsqueeze(0).float()
+
+
+# ---- haze ---------------------------------------------------------------------------------------
+
+def test_depth_proxy_is_relative_depth_with_the_top_further_away():
+    grey = torch.full((1, 3, 64, 48), 0.5)
+    d = haze.depth_proxy(grey)
+    assert d.shape == (1, 1, 64, 48) and float(d.min()) >= 0 and float(d.max()) <= 1
+    assert float(d[..., 0, :].mean()) > float(d[..., -1, :].mean()) + 0.4
+    # bright, unsaturated regions (sky, haze) are further than saturated ones at the same height
+    scene = grey.clone()
+    scene[:, :, :, :24] = torch.tensor([0.9, 0.2, 0.1]).view(1, 3, 1, 1)
+    scene[:, :, :, 24:] = 0.9
+    d = haze.depth_proxy(scene)
+    assert float(d[..., 32, 40]) > float(d[..., 32, 4])
+
+
+def test_haze_follows_the_scattering_model():
+    clean, depth = _image(), torch.full((1, 1, 64, 80), 0.5)
+    assert torch.allclose(haze.add_haze(clean, depth, [0.0], [0.8]), clean)
+    hazy = haze.add_haze(clean, depth, [2.0], torch.tensor([[0.9, 0.8, 0.7]]))
+    t = np.exp(-1.0)
+    expected = clean * t + torch.tensor([0.9, 0.8, 0.7]).view(1, 3, 1, 1) * (1 - t)
+    assert torch.allclose(hazy, expected, atol=1e-6)
+
+
+def test_random_haze_is_fixed_by_its_seed_and_in_the_protocol_ranges():
+    clean = _image()
+    a1, l1 = haze.random_haze(clean, torch.Generator().manual_seed(3))
+    a2, l2 = haze.random_haze(clean, torch.Generator().manual_seed(3))
+    assert torch.equal(a1, a2) and torch.equal(l1, l2)
+    assert 0.7 <= float(l1[0, 0]) <= 1.0 and torch.all(l1 == l1[:, :1])      # grey airlight
+
+
+def test_dcp_recovers_haze_it_can_see_and_estimates_the_airlight():
+    clean = _image(96, 96)
+    hazy = haze.add_haze(clean, torch.full((1, 1, 96, 96), 1.0), [1.0], [0.85]).clamp(0, 1)
+    est = dehaze.image_airlight(hazy)
+    assert torch.allclose(est, torch.full((1, 3), 0.85), atol=0.1)
+    out = dehaze.dcp_dehaze(hazy, est)
+    assert float((out - clean).abs().mean()) < float((hazy - clean).abs().mean()) * 0.7
+
+
+def test_dehaze_pairs_tell_the_model_an_airlight():
+    x, target = degrade.dehaze_pair(_image(), torch.Generator().manual_seed(0))
+    assert x.shape == (1, 6, 64, 80) and torch.equal(target, _image())
+    assert torch.all(x[:, 3:] == x[:, 3:, :1, :1])      # constant planes
+
+
+# ---- blur ---------------------------------------------------------------------------------------
+
+def test_blur_is_a_true_convolution_with_reflected_edges():
+    from scipy import ndimage
+
+    img = _image(40, 48)
+    k = blur.trajectory_kernel(torch.Generator().manual_seed(1), size=9)
+    out = blur.blur(img, k.unsqueeze(0))
+    ref = np.stack([ndimage.convolve(img[0, c].double().numpy(), k.double().numpy(), mode="mirror")
+                    for c in range(3)])
+    assert np.abs(out[0].numpy() - ref).max() < 1e-5
+    assert torch.allclose(blur.blur(img, torch.zeros(1, 5, 5).index_put_((torch.tensor([0]), torch.tensor([2]), torch.tensor([2])), torch.tensor(1.0))), img)
+
+
+def test_random_kernels_are_normalised_and_vary():
+    g = torch.Generator().manual_seed(0)
+    kernels = [blur.random_kernel(g) for _ in range(20)]
+    for k in kernels:
+        assert k.shape == (31, 31) and float(k.min()) >= 0 and abs(float(k.sum()) - 1) < 1e-5
+    spreads = [float((k > 1e-3).sum()) for k in kernels]
+    assert max(spreads) > 3 * min(spreads)
+
+
+def test_benchmark_kernels_load_normalised(tmp_path):
+    np.save(tmp_path / "a.npy", np.ones((3, 3)) * 2)
+    np.save(tmp_path / "even.npy", np.ones((4, 4)))
+    (name, k), = blur.load_kernels(tmp_path)
+    assert name == "a" and abs(float(k.sum()) - 1) < 1e-6
+
+
+# ---- phone degradations and the enhancer --------------------------------------------------------
+
+def test_phone_degradations_are_seeded_and_sometimes_identity():
+    clean = torch.cat([_image(seed=i) for i in range(6)])
+    a = phone.degrade(clean, torch.Generator().manual_seed(5))
+    b = phone.degrade(clean, torch.Generator().manual_seed(5))
+    assert torch.equal(a, b) and a.shape == clean.shape
+    assert float(a.min()) >= 0 and float(a.max()) <= 1
+    assert torch.equal(phone.degrade(clean, torch.Generator(), identity=1.0), clean)
+    assert float((a - clean).abs().mean()) > 0.01
+
+
+def test_enhance_pairs_degrade_only_plain_photos():
+    clean = _image()
+    other = _image(seed=9)
+    batch = torch.cat([torch.cat([clean, clean], 1), torch.cat([other, clean], 1)])
+    g = torch.Generator().manual_seed(1)
+    while True:                      # find a seed whose first draw is not the identity
+        x, t = degrade.enhance_pair(batch, g)
+        if not torch.equal(x[0], clean[0]):
+            break
+    assert torch.equal(x[1], other[0]) and torch.equal(t, torch.cat([clean, clean]))
+
+
+def test_enhancer_starts_as_the_identity_globally():
+    net = EnhanceNet(channels=(8, 16), blocks=1).requires_grad_(False)
+    x = _image()
+    params = net.analyse(x)
+    assert params.shape == (1, 12 + 3 * 16) and torch.count_nonzero(params) == 0
+    assert torch.allclose(net.global_transform(x, params), x, atol=1e-5)
+    # a predicted gain on the curve brightens monotonically
+    p = params.clone()
+    p[:, 12:] = 1.0
+    y = net.global_transform(x, p)
+    assert float((y - x).min()) > -1e-6 and float(y.mean()) > float(x.mean())
+
+
+# ---- paired data ----------------------------------------------------------------------------------
+
+def _pairs(tmp_path, n=8, size=(48, 64), odd=None):
+    low, high = tmp_path / "low", tmp_path / "high"
+    low.mkdir()
+    high.mkdir()
+    for i in range(n):
+        img = (natural_image(*size, seed=i) * 255).astype(np.uint8)
+        Image.fromarray(img // 4).save(low / f"{i}.png")
+        Image.fromarray(img).save(high / f"{i}.png")
+    if odd:
+        Image.fromarray(np.zeros((*size, 3), np.uint8)).save(low / odd)
+    return low, high
+
+
+def test_held_out_pairs_are_spread_and_excluded(tmp_path):
+    low, high = _pairs(tmp_path)
+    names = data.pair_names(low, high)
+    assert names == [f"{i}.png" for i in range(8)]
+    assert data.held_out(names, 2) == ["0.png", "4.png"]
+    arrays, used, held = data.load_pairs([(low, high)], 32, hold_out=2)
+    assert held == ["0.png", "4.png"] and len(arrays) == 6 and "0.png" not in used
+    assert arrays[0].shape == (48, 64, 6)
+
+
+def test_pairs_without_a_partner_are_refused(tmp_path):
+    low, high = _pairs(tmp_path, odd="stray.png")
+    with pytest.raises(data.DataError, match="stray.png"):
+        data.pair_names(low, high)
+
+
+def test_train_enhance_on_pairs_records_what_it_held_out(tmp_path):
+    low, high = _pairs(tmp_path, n=8)
+    r = run_cli("train", "enhance", "--pairs", str(low), str(high), "--hold-out", "2", "--out", "e",
+                "--run-dir", str(tmp_path / "run"), "--weights-dir", str(tmp_path / "w"), "--steps", "2",
+                "--channels", "8,16", "--blocks", "1", "--patch", "32", "--batch", "2", "--threads", "1", "-q",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (entry,) = json.loads((tmp_path / "w" / "manifest.json").read_text())["models"]
+    assert entry["training"]["pairs_held_out"] == ["0.png", "4.png"]
+    assert entry["training"]["loss"] == "dped" and entry["arch"] == "enhance-net"
+
+
+@pytest.mark.parametrize("problem", ["pairs-for-denoise", "mismatch", "no-data"])
+def test_bad_training_pairs_are_one_clear_line(tmp_path, problem):
+    low, high = _pairs(tmp_path, odd="stray.png" if problem == "mismatch" else None)
+    task = "denoise" if problem == "pairs-for-denoise" else "enhance"
+    args = [] if problem == "no-data" else ["--pairs", str(low), str(high)]
+    r = run_cli("train", task, *args, "--out", "e", "--run-dir", str(tmp_path / "run"), "--weights-dir",
+                str(tmp_path / "w"), "--steps", "2", "--patch", "32", "--batch", "2", "-q", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in r.stderr
+    assert {"pairs-for-denoise": "clean images only", "mismatch": "stray.png", "no-data": "--pairs"}[problem] in lines[0]
+    assert not (tmp_path / "w").exists()
