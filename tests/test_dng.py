@@ -273,12 +273,14 @@ def test_random_camera_is_deterministic_and_plausible():
 def test_unprocessed_grey_lands_on_as_shot_neutral(tmp_path):
     cam = up.random_camera(torch.Generator().manual_seed(3))
     raw = up.unprocess(torch.full((1, 3, 24, 24), 0.5), cam, "GRBG")
-    sites = {c: raw[0, 0, y::2, x::2].mean() for (y, x), c in zip([(0, 0), (0, 1), (1, 0), (1, 1)], CFA_PATTERNS["GRBG"])}
+    offsets = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    sites = {c: raw[0, 0, y::2, x::2].mean() for (y, x), c in zip(offsets, CFA_PATTERNS["GRBG"])}
     rgb = torch.stack([sites[0], sites[1], sites[2]])
     torch.testing.assert_close(rgb / rgb[1], cam.as_shot_neutral, atol=1e-5, rtol=0)
     counts = up.to_sensor_counts(raw, 512, 16383)[0, 0].numpy().astype(np.uint16)
     path = write_dng(tmp_path / "u.dng", counts, cfa="GRBG", black_level=512, white_level=16383,
-                     color_matrix1=cam.xyz_to_cam.double().numpy(), as_shot_neutral=cam.as_shot_neutral.double().numpy())
+                     color_matrix1=cam.xyz_to_cam.double().numpy(),
+                     as_shot_neutral=cam.as_shot_neutral.double().numpy())
     with rawpy.imread(str(path)) as r:
         assert np.array_equal(r.raw_image, counts)
         np.testing.assert_allclose(r.camera_whitebalance[:3], cam.wb_gains.double().numpy(), rtol=1e-4)

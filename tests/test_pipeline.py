@@ -106,3 +106,35 @@ def test_canvas_places_tiles_upright_for_every_orientation(orientation):
         canvas(t, img[..., t.y0:t.y1, t.x0:t.x1])
     expected = orient(img[0], orientation).permute(1, 2, 0).numpy()
     np.testing.assert_array_equal(canvas.image, expected)
+
+
+def test_a_device_out_of_memory_halves_the_tile_and_gives_the_same_result():
+    from torch.nn import functional as F
+
+    def smooth(x):
+        return F.avg_pool2d(x, 5, stride=1, padding=2, count_include_pad=False)
+
+    seen = []
+
+    def greedy(x):                       # a device that fits at most 150×150 pixels
+        seen.append(x.shape[-1] * x.shape[-2])
+        if x.shape[-1] * x.shape[-2] > 150 * 150:
+            raise runner._OUT_OF_MEMORY("CUDA out of memory (simulated)")
+        return smooth(x)
+
+    rng = np.random.default_rng(0)
+    image = rng.random((300, 280, 3), dtype=np.float32)
+    expected = runner.run_whole(Pipeline([Stage("s", Domain.display, Domain.display, smooth, halo=2)]),
+                                image, torch.device("cpu"))
+    canvas = Canvas(300, 280, 1, 32)
+    runner.run(Pipeline([Stage("s", Domain.display, Domain.display, greedy, halo=2)]), image, canvas,
+               device=torch.device("cpu"), tile=512)
+    assert max(seen) > 150 * 150 and seen[-1] <= 150 * 150          # it failed, then went smaller
+    np.testing.assert_allclose(canvas.image, expected[0].permute(1, 2, 0).numpy(), atol=1e-6)
+
+    def hopeless(x):
+        raise runner._OUT_OF_MEMORY("CUDA out of memory (simulated)")
+
+    with pytest.raises(runner._OUT_OF_MEMORY):
+        runner.run(Pipeline([Stage("s", Domain.display, Domain.display, hopeless, halo=2)]), image,
+                   Canvas(300, 280, 1, 32), device=torch.device("cpu"), tile=512)

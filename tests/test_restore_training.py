@@ -62,9 +62,27 @@ def test_dcp_recovers_haze_it_can_see_and_estimates_the_airlight():
 
 
 def test_dehaze_pairs_tell_the_model_an_airlight():
-    x, target = degrade.dehaze_pair(_image(), torch.Generator().manual_seed(0))
-    assert x.shape == (1, 6, 64, 80) and torch.equal(target, _image())
+    photo = (_image()[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    with_depth = haze.attach_depth(photo)
+    assert with_depth.shape == (64, 80, 4) and with_depth[0, :, 3].mean() > with_depth[-1, :, 3].mean()
+    batch = torch.from_numpy(with_depth).permute(2, 0, 1).unsqueeze(0).float() / 255
+    x, target = degrade.dehaze_pair(batch, torch.Generator().manual_seed(0))
+    assert x.shape == (1, 6, 64, 80) and torch.equal(target, batch[:, :3])
     assert torch.all(x[:, 3:] == x[:, 3:, :1, :1])      # constant planes
+
+
+def test_the_dehazer_inverts_the_scattering_model_with_its_transmission():
+    from ispcli.models.dehaze import DehazeNet
+
+    net = DehazeNet((8, 16), 1).requires_grad_(False)
+    for p in net.net.parameters():
+        p.zero_()
+    net.net.tail.bias[:4] = 0.0                          # t = 0.05 + 0.95 / 2
+    clean = _image()
+    t = 0.05 + 0.95 * 0.5
+    hazy = clean * t + 0.8 * (1 - t)
+    out = net(torch.cat([hazy, torch.full((1, 3, 64, 80), 0.8)], 1))
+    assert torch.allclose(out, clean, atol=1e-5)
 
 
 # ---- blur ---------------------------------------------------------------------------------------
@@ -78,7 +96,9 @@ def test_blur_is_a_true_convolution_with_reflected_edges():
     ref = np.stack([ndimage.convolve(img[0, c].double().numpy(), k.double().numpy(), mode="mirror")
                     for c in range(3)])
     assert np.abs(out[0].numpy() - ref).max() < 1e-5
-    assert torch.allclose(blur.blur(img, torch.zeros(1, 5, 5).index_put_((torch.tensor([0]), torch.tensor([2]), torch.tensor([2])), torch.tensor(1.0))), img)
+    delta = torch.zeros(1, 5, 5)
+    delta[0, 2, 2] = 1.0
+    assert torch.allclose(blur.blur(img, delta), img)
 
 
 def test_random_kernels_are_normalised_and_vary():
@@ -187,5 +207,6 @@ def test_bad_training_pairs_are_one_clear_line(tmp_path, problem):
     assert r.returncode == 2, r.stderr
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in r.stderr
-    assert {"pairs-for-denoise": "clean images only", "mismatch": "stray.png", "no-data": "--pairs"}[problem] in lines[0]
+    expected = {"pairs-for-denoise": "clean images only", "mismatch": "stray.png", "no-data": "--pairs"}
+    assert expected[problem] in lines[0]
     assert not (tmp_path / "w").exists()

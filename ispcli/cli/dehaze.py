@@ -19,7 +19,7 @@ import typer
 
 from ispcli.cli import common
 
-PREFERRED_MODEL = "dehaze-unet"
+PREFERRED_MODEL = "dehaze-net"
 CLASSICAL = "dcp"
 
 

@@ -41,7 +41,8 @@ def train(
     hold_out: int = typer.Option(6, "--hold-out", help="Pairs kept out of training for `eval enhance --pairs` "
                                  "(every k-th by name)."),
     out: str = typer.Option(..., "--out", help="Name of the model to write (weights/NAME.pt + manifest)."),
-    val: Optional[List[str]] = typer.Option(None, "--val", help="Validation folder(s); default: a slice held out of --data."),
+    val: Optional[List[str]] = typer.Option(None, "--val",
+                                            help="Validation folder(s); default: a slice held out of --data."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimiser steps; with --resume, a new "
                                         "length for the run (its schedule follows).  [default: 10000]"),
     batch: int = typer.Option(16, "--batch", help="Patches per step (per process)."),
@@ -57,8 +58,11 @@ def train(
     blocks: Optional[int] = typer.Option(None, "--blocks", help="Convolutions per U-Net level."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps"),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
-    init: Optional[str] = typer.Option(None, "--init", metavar="MODEL",
-                                       help="Start from the weights of this installed model (fine-tuning)."),
+    init: Optional[str] = typer.Option(None, "--init", metavar="MODEL|CHECKPOINT",
+                                       help="Start from the weights of an installed model or of another run's "
+                                            "checkpoint.pt (fine-tuning)."),
+    pair_repeat: int = typer.Option(1, "--pair-repeat", help="enhance: each pair counts N times when patches "
+                                    "are drawn (weights real pairs against synthetic ones)."),
     run_dir: Optional[str] = typer.Option(None, "--run-dir", help="Checkpoint folder. [default: runs/NAME]"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir from its checkpoint."),
     weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="Where to write the weights."),
@@ -76,10 +80,13 @@ def train(
         usage_error(f"--lr {lr}: must be positive")
     if loss is not None and loss not in ("l1", "l2", "ms-ssim", "dped"):
         usage_error(f"--loss {loss!r}: expected l1, l2, ms-ssim or dped")
+    if pair_repeat < 1:
+        usage_error(f"--pair-repeat {pair_repeat}: must be at least 1")
     if hold_out < 0:
         usage_error(f"--hold-out {hold_out}: must be 0 or more")
     if not data and not pairs and not resume:
-        usage_error("no training data: give --data DIR" + (" or --pairs INPUT_DIR TARGET_DIR" if task == "enhance" else ""))
+        usage_error("no training data: give --data DIR"
+                    + (" or --pairs INPUT_DIR TARGET_DIR" if task == "enhance" else ""))
     if not out or "/" in out or out.startswith("."):
         usage_error(f"--out {out!r}: a model name, not a path")
     arch_args = {}
@@ -99,8 +106,9 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     cfg = TrainConfig(task=task, data=list(data or []), val=list(val or []),
-                      pairs=[list(pairs)] if pairs else [], hold_out=hold_out, out=out, steps=steps or 10000, batch=batch,
-                      patch=patch, lr=lr, loss=loss or tasks.get(task).loss, seed=seed, checkpoint_every=checkpoint_every,
+                      pairs=[list(pairs)] if pairs else [], hold_out=hold_out, pair_repeat=pair_repeat, out=out,
+                      steps=steps or 10000, batch=batch, patch=patch, lr=lr, loss=loss or tasks.get(task).loss,
+                      seed=seed, checkpoint_every=checkpoint_every,
                       val_every=val_every, arch_args=arch_args, device=device, run_dir=run_dir or "", init=init or "",
                       command="ispcli " + shlex.join(sys.argv[1:]))
     try:

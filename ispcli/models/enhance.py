@@ -7,6 +7,10 @@ pass) and hand a few numbers to every tile: the result does not depend on tiling
 numbers are a 3×3 colour matrix with offset and a monotone tone curve per channel, whose knots
 lie evenly on √x so that shadows (where low-light photos live) get fine control. All of it
 starts as the identity, so an untrained or unsure model leaves the picture alone.
+
+With `detail_sigma` the local branch may only add detail: its correction loses its low
+frequencies (a Gaussian of that σ) so that brightness and colour, which the global branch
+owns, cannot drift tile by tile or on a photo that needs nothing.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ THUMB = 64
 
 class EnhanceNet(nn.Module):
     def __init__(self, channels: tuple[int, ...] = (16, 32, 64, 128), blocks: int = 2, knots: int = 16,
-                 width: int = 64):
+                 width: int = 64, detail_sigma: float = 0.0):
         super().__init__()
-        self.knots = knots
+        self.knots, self.detail_sigma = knots, detail_sigma
+        self.detail_radius = int(3 * detail_sigma + 0.5) if detail_sigma > 0 else 0
         self.local = UNet(6, 3, channels, blocks)
         self.features = nn.Sequential(
             nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(inplace=True),
@@ -41,7 +46,7 @@ class EnhanceNet(nn.Module):
 
     @property
     def receptive_field(self) -> int:
-        return self.local.receptive_field
+        return self.local.receptive_field + self.detail_radius
 
     @property
     def multiple(self) -> int:
@@ -75,7 +80,20 @@ class EnhanceNet(nn.Module):
     def apply(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """Enhance a tile with the whole image's parameters."""
         g = self.global_transform(x, params)
-        return self.local(torch.cat([g, x], dim=1))
+        out = self.local(torch.cat([g, x], dim=1))
+        if not self.detail_radius:
+            return out
+        correction = out - g
+        return g + correction - self._lowpass(correction)
+
+    def _lowpass(self, x: torch.Tensor) -> torch.Tensor:
+        r, s = self.detail_radius, self.detail_sigma
+        t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+        k = torch.exp(-t * t / (2 * s * s))
+        k = k / k.sum()
+        c = x.shape[1]
+        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+        return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.apply(x, self.analyse(x))

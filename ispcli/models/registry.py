@@ -17,6 +17,11 @@ def _unet():
     return UNet
 
 
+def _dehaze():
+    from ispcli.models.dehaze import DehazeNet
+    return DehazeNet
+
+
 def _enhance():
     from ispcli.models.enhance import EnhanceNet
     return EnhanceNet
@@ -24,6 +29,7 @@ def _enhance():
 
 ARCHITECTURES["unet"] = _unet
 ARCHITECTURES["enhance-net"] = _enhance
+ARCHITECTURES["dehaze-net"] = _dehaze
 
 
 class ModelError(ValueError):

@@ -85,13 +85,37 @@ def run(pipeline: Pipeline, source: np.ndarray, sink: Sink, *, device: torch.dev
 
     `tile` = 0 picks a size for the device; `align` (the CFA period) keeps every tile at
     the frame's mosaic phase; `batch` tiles of the same shape go through together (0: 4 on a
-    GPU, where it keeps the device busy, 1 on the CPU, where it only costs memory). The result is independent of the tile size as long as every stage's halo is
-    declared truthfully.
+    GPU, where it keeps the device busy, 1 on the CPU, where it only costs memory). The result
+    is independent of the tile size as long as every stage's halo is declared truthfully,
+    which is also what lets a device that runs out of memory retry with half the tile.
     """
-    height, width = source.shape[:2]
     align = math.lcm(align, pipeline.align)
     halo = round_up(pipeline.halo, align)
-    tiles = tile_grid(height, width, tile or auto_tile(device, halo), halo, align)
+    size = tile or auto_tile(device, halo)
+    while True:
+        try:
+            _stream(pipeline, source, sink, device, size, halo, align, batch, progress)
+            return
+        except _OUT_OF_MEMORY:
+            # A device that runs out of memory gets smaller tiles and tries again. Tiles
+            # already written are written again with the same values: the result does not
+            # depend on the tile size.
+            smaller = max(round_up(size // 2, align), MIN_RETRY_TILE)
+            if smaller >= size and batch == 1:
+                raise
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            size, batch = smaller, 1
+
+
+MIN_RETRY_TILE = 64
+_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+def _stream(pipeline: Pipeline, source: np.ndarray, sink: Sink, device: torch.device, size: int, halo: int,
+            align: int, batch: int, progress) -> None:
+    height, width = source.shape[:2]
+    tiles = tile_grid(height, width, size, halo, align)
     extend = pipeline.extend
     done = 0
     with torch.inference_mode():

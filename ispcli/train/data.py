@@ -43,7 +43,8 @@ def _load(path: Path, jpeg_downscale: int) -> np.ndarray:
         raise DataError(f"{path}: cannot read image ({exc})") from None
 
 
-def load_images(folders, patch: int, *, jpeg_downscale: int = 1, min_count: int = 1) -> tuple[list[np.ndarray], list[Path]]:
+def load_images(folders, patch: int, *, jpeg_downscale: int = 1,
+                min_count: int = 1) -> tuple[list[np.ndarray], list[Path]]:
     files = [f for folder in folders for f in list_images(folder)]
     images, kept = [], []
     for f in files:

@@ -77,14 +77,19 @@ def raw_pair(clean: torch.Tensor, generator: torch.Generator, shot=None, read=No
     return torch.cat(inputs), torch.cat(targets)
 
 
-def dehaze_pair(clean: torch.Tensor, generator: torch.Generator, *, airlight_error: float = 0.1):
-    """(model input, target): haze from the scattering model over the depth proxy, β and a
-    slightly tinted airlight drawn per image, a little wider than the eval protocol so that
-    light haze and none at all are seen too. The model is told the airlight with the error
-    its estimate has in use (`estimate_airlight` on a whole hazy image)."""
+def dehaze_pair(batch: torch.Tensor, generator: torch.Generator, *, airlight_error: float = 0.1):
+    """(model input, target) from (N, 4, H, W) photos + depth (`haze.attach_depth`): haze from
+    the scattering model, β and a slightly tinted airlight drawn per image, a little wider
+    than the eval protocol so that light haze and none at all are seen too. The model is told
+    the airlight with the error its estimate has in use (`image_airlight` on a hazy photo)."""
     from ispcli.train import haze
 
-    hazy, a = haze.random_haze(clean, generator, beta=(0.0, 2.5), airlight=(0.6, 1.0), tint=0.04)
+    clean, depth = batch[:, :3], batch[:, 3:4]
+    n = clean.shape[0]
+    beta = 2.5 * torch.rand(n, generator=generator)
+    a = (0.6 + 0.4 * torch.rand(n, 1, generator=generator)).expand(n, 3)
+    a = (a + 0.04 * (2 * torch.rand(n, 3, generator=generator) - 1)).clamp(0.05, 1.0)
+    hazy = haze.add_haze(clean, depth, beta, a).clamp(0, 1)
     told = a * (1 + airlight_error * torch.randn(a.shape, generator=generator))
     return conditioning.dehaze_input(hazy, told.clamp(0.05, 1.0)), clean
 
@@ -99,13 +104,14 @@ def deblur_pair(clean: torch.Tensor, generator: torch.Generator, *, noise_max: f
     return gaussian_noise(blur.blur(clean, kernels), sigma, generator), clean
 
 
-def enhance_pair(batch: torch.Tensor, generator: torch.Generator):
+def enhance_pair(batch: torch.Tensor, generator: torch.Generator, *, untouched: float = 0.3):
     """(model input, target) from (N, 6, H, W) input+target stacks: real pairs as they are,
-    plain photos (input = target) through the phone-like degradations."""
+    plain photos (input = target) through the phone-like degradations, a fraction
+    `untouched` of them left as they are (a good photo should come back unchanged)."""
     from ispcli.train import phone
 
     inputs, targets = batch[:, :3].clone(), batch[:, 3:]
     for i in range(batch.shape[0]):
         if torch.equal(inputs[i], targets[i]):
-            inputs[i] = phone.degrade_one(targets[i:i + 1], generator)[0]
+            inputs[i] = phone.degrade_one(targets[i:i + 1], generator, identity=untouched)[0]
     return inputs, targets

@@ -30,6 +30,17 @@ def depth_proxy(image: torch.Tensor) -> torch.Tensor:
     return 0.5 * cap + 0.5 * ramp
 
 
+def attach_depth(image):
+    """(H, W, 3) uint8 photo → (H, W, 4) with its depth proxy as a fourth uint8 channel,
+    computed on the whole photo: patches cut from it then carry the depth of the scene, not
+    a ramp squeezed into the patch."""
+    import numpy as np
+
+    x = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float() / 255
+    d = (depth_proxy(x)[0, 0] * 255).round().to(torch.uint8).numpy()
+    return np.concatenate([image, d[..., None]], axis=2)
+
+
 def add_haze(clean: torch.Tensor, depth: torch.Tensor, beta, airlight) -> torch.Tensor:
     """Haze clean images; `beta` (N,) scattering coefficients, `airlight` (N, 3) or (N,)."""
     n = clean.shape[0]

@@ -47,6 +47,7 @@ class TrainConfig:
     resumed: list = field(default_factory=list)   # the commands that continued the run
     pairs: list = field(default_factory=list)     # [[input_dir, target_dir], ...]
     hold_out: int = 6                             # pairs kept out of training for `eval`
+    pair_repeat: int = 1                          # each pair counts this many times in sampling
 
 
 class TrainError(ValueError):
@@ -148,6 +149,10 @@ def _split_validation(cfg, task, images, files):
     """Validation images: `--val` folders, else a fixed slice held out of the training data."""
     if cfg.val:
         val_images, _ = data.load_images(cfg.val, 32, jpeg_downscale=task.jpeg_downscale)
+        if task.depth:
+            from ispcli.train.haze import attach_depth
+
+            val_images = [attach_depth(im) for im in val_images]
         return images, val_images[:cfg.val_images]
     k = max(1, min(cfg.val_images, len(images) // 25))
     if len(images) - k < cfg.batch:
@@ -155,6 +160,32 @@ def _split_validation(cfg, task, images, files):
     step = len(images) // k
     held = set(range(0, step * k, step))
     return [im for i, im in enumerate(images) if i not in held], [images[i] for i in sorted(held)]
+
+
+def _initialise(model, cfg: TrainConfig, task, args: dict, weights_dir) -> str:
+    """Load --init into `model`: an installed model's name, or another run's checkpoint.pt
+    (to continue training it with a changed recipe). Returns what the manifest records."""
+    if cfg.init.endswith(".pt"):
+        path = Path(cfg.init)
+        if not path.is_file():
+            raise TrainError(f"--init {cfg.init}: no such checkpoint")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        saved = path.parent / "config.json"
+        if saved.is_file():
+            other = json.loads(saved.read_text())
+            if other.get("task") != task.name or {**task.args, **other.get("arch_args", {})} != args:
+                raise TrainError(f"--init {cfg.init}: that run trained a different task or architecture")
+        try:
+            model.load_state_dict(state["model"] if "model" in state else state)
+        except (RuntimeError, KeyError) as exc:
+            raise TrainError(f"--init {cfg.init}: does not fit this model ({str(exc).splitlines()[0]})") from None
+        return f"{cfg.init} (step {state.get('step', '?')}, sha256 {weights.sha256(path)[:12]}…)"
+    base = registry.load(cfg.init, task=task.name, weights_dir=weights_dir)
+    if base.entry.args != args:
+        raise TrainError(f"--init {cfg.init}: its architecture arguments {base.entry.args} differ from "
+                         f"this run's {args}")
+    model.load_state_dict(base.state_dict())
+    return f"{cfg.init} (sha256 {base.entry.sha256[:12]}…)"
 
 
 class _Files(list):
@@ -170,15 +201,20 @@ def _training_images(cfg: TrainConfig, task):
     if cfg.pairs and not task.pairs:
         raise TrainError(f"--pairs: the {task.name} task learns from clean images only (--data)")
     if not cfg.data and not cfg.pairs:
-        raise TrainError("no training data: give --data DIR" + (" or --pairs INPUT_DIR TARGET_DIR" if task.pairs else ""))
+        raise TrainError("no training data: give --data DIR"
+                         + (" or --pairs INPUT_DIR TARGET_DIR" if task.pairs else ""))
     images, files = [], _Files()
     if cfg.data:
         images, found = data.load_images(cfg.data, cfg.patch, jpeg_downscale=task.jpeg_downscale,
                                          min_count=1 if cfg.pairs else cfg.batch)
         files.extend(found)
+        if task.depth:
+            from ispcli.train.haze import attach_depth
+
+            images = [attach_depth(im) for im in images]
     if cfg.pairs:
         paired, files.pairs_used, files.held = data.load_pairs(cfg.pairs, cfg.patch, cfg.hold_out)
-        images = paired + images
+        images = paired * cfg.pair_repeat + images
         if len(images) < cfg.batch:
             raise data.DataError(f"{len(images)} usable image(s) of at least {cfg.patch}×{cfg.patch} pixels, "
                                  f"need at least {cfg.batch} (the batch size)")
@@ -257,16 +293,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
     args = {**task.args, **cfg.arch_args}
     torch.manual_seed(cfg.seed)
     model = registry.build(task.arch, **args)
-    init_note = None
+    init_note = cfg.init or None
     if cfg.init and not resume:
-        base = registry.load(cfg.init, task=task.name, weights_dir=weights_dir)
-        if base.entry.args != args:
-            raise TrainError(f"--init {cfg.init}: its architecture arguments {base.entry.args} differ from "
-                             f"this run's {args}")
-        model.load_state_dict(base.state_dict())
-    if cfg.init:
-        init_note = f"{cfg.init} (sha256 {registry.check(cfg.init, weights_dir=weights_dir).sha256[:12]}…)" \
-            if not resume else cfg.init
+        init_note = _initialise(model, cfg, task, args, weights_dir)
     model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg.steps))
@@ -344,7 +373,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
                       "degradation": task.summary, "device": str(device), "processes": dist.world,
                       "seconds": round(elapsed_before + time.time() - t0),
                       "initialised_from": init_note,
-                      **({"pairs": cfg.pairs, "pairs_used": files.pairs_used, "pairs_held_out": files.held}
+                      **({"pairs": cfg.pairs, "pair_repeat": cfg.pair_repeat, "pairs_used": files.pairs_used,
+                          "pairs_held_out": files.held}
                          if cfg.pairs else {}),
                       "validation_psnr": None if val is None else round(val, 2)})
         # a fresh entry: scores of any earlier weights of this name do not describe the new ones

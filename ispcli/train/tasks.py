@@ -21,6 +21,7 @@ class Task:
     channels: int = 3                # per sampled patch: 6 for (input, target) pairs
     pairs: bool = False              # takes --pairs INPUT_DIR TARGET_DIR
     loss: str = "l1"
+    depth: bool = False              # photos carry their depth proxy as a 4th channel
 
 
 TASKS: dict[str, Task] = {
@@ -39,10 +40,10 @@ TASKS: dict[str, Task] = {
         jpeg_downscale=2,
         summary="white-balanced Bayer mosaic denoiser, shot/read noise (Brooks et al. 2019), σ plane given"),
     "dehaze": Task(
-        "dehaze", "display", degrade.dehaze_pair,
-        args={"in_channels": 6, "out_channels": 3, "channels": [32, 64, 128, 256], "blocks": 2},
+        "dehaze", "display", degrade.dehaze_pair, arch="dehaze-net",
+        args={"channels": [32, 64, 128, 256], "blocks": 2}, channels=4, depth=True,
         summary="haze I = J·t + A·(1 − t) over the depth proxy of train.haze (colour attenuation prior + "
-                "vertical ramp), β 0–2.5, airlight 0.6–1.0 ±0.04 tint, told with 10% error"),
+                "vertical ramp, on the whole photo), β 0–2.5, airlight 0.6–1.0 ±0.04 tint, told with 10% error"),
     "deblur": Task(
         "deblur", "display", degrade.deblur_pair,
         args={"in_channels": 3, "out_channels": 3, "channels": [32, 64, 128, 256], "blocks": 2},
@@ -50,10 +51,10 @@ TASKS: dict[str, Task] = {
                 "Gaussian noise σ 0–2%"),
     "enhance": Task(
         "enhance", "display", degrade.enhance_pair, arch="enhance-net",
-        args={"channels": [16, 32, 64, 128], "blocks": 2, "knots": 16, "width": 64},
+        args={"channels": [16, 32, 64, 128], "blocks": 2, "knots": 16, "width": 64, "detail_sigma": 4.0},
         channels=6, pairs=True, loss="dped",
         summary="paired photos (--pairs) and phone-like degradations of good photos (exposure, cast, "
-                "contrast, saturation, softness, noise, JPEG; 15% untouched)"),
+                "contrast, saturation, softness, noise, JPEG; 30% untouched)"),
 }
 
 
