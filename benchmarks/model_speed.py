@@ -9,9 +9,15 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, no install
-import time, statistics, torch, numpy as np
+import statistics
+import time
+
+import numpy as np
+import torch
+
 from ispcli.pipeline import learned, runner
 from ispcli.pipeline.stage import Pipeline
+
 torch.set_num_threads(2)
 dev = torch.device("cpu")
 rng = np.random.default_rng(0)

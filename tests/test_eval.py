@@ -185,7 +185,7 @@ def test_table_on_stdout(images, tiny_weights):
     (["denoise", "--data", "{images}", "--sigma", "25,300"], "at most 255"),
     (["demosaic", "--data", "{images}", "--sigma", "25"], "--sigma applies to the denoise task"),
     (["denoise", "--data", "{images}", "--limit", "0"], "--limit 0"),
-    (["deblur", "--data", "{images}"], "unknown task"),
+    (["sharpen", "--data", "{images}"], "unknown task"),
 ])
 def test_bad_input_is_one_line_and_exit_2(images, tiny_weights, tmp_path, args, message):
     (tmp_path / "empty").mkdir()

@@ -1,11 +1,12 @@
 """Score models and classical baselines on a folder of clean benchmark images.
 
-TASK is denoise, demosaic or raw-denoise. Each image is degraded with a fixed seed (from
---seed and the image's index, so --limit subsets score the same per image), every method runs
-through the same tiled runner as the user commands, and PSNR, SSIM and seconds per megapixel
-are reported per method and level: a table on stdout, or with --json one JSON document.
-Exit codes: 0 done, 1 an image could not be read or a method failed, 2 usage error,
-130 interrupted.
+TASK is denoise, demosaic, raw-denoise, dehaze, deblur or enhance. Each image is degraded with
+a fixed seed (from --seed and the image's index, so --limit subsets score the same per image),
+every method runs through the same tiled runner as the user commands, and PSNR, SSIM and
+seconds per megapixel are reported per method and level: a table on stdout, or with --json
+one JSON document. deblur blurs every image with every kernel of --kernels; enhance also
+scores the pairs of --pairs that training held out. Exit codes: 0 done, 1 an image could not
+be read or a method failed, 2 usage error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from __future__ import annotations
 import json
 import math
 import sys
-from typing import List, Optional
+from pathlib import Path
+from typing import List, Optional, Tuple
 
 import typer
 
 from ispcli.cli.output import EXIT_FAILED, EXIT_INTERRUPTED, usage_error
 
-TASK_NAMES = ("denoise", "demosaic", "raw-denoise")
+TASK_NAMES = ("denoise", "demosaic", "raw-denoise", "dehaze", "deblur", "enhance")
+DEFAULT_HOLD_OUT = 6     # train's --hold-out default
 
 
 def _numbers(values: List[str], option: str, low: float, high: float) -> list[float]:
@@ -48,6 +51,8 @@ def _check_models(models: List[str], task: str) -> list[str]:
         usage_error(str(exc))
     if not models:
         return weights.names(task)
+    if models == ["none"]:
+        return []
     for name in models:
         if name not in known:
             ours = ", ".join(weights.names(task)) or "none"
@@ -61,21 +66,40 @@ def _check_models(models: List[str], task: str) -> list[str]:
 
 
 def eval_command(
-    task: str = typer.Argument(..., metavar="TASK", help="denoise | demosaic | raw-denoise",
+    task: str = typer.Argument(..., metavar="TASK",
+                               help="denoise | demosaic | raw-denoise | dehaze | deblur | enhance",
                                autocompletion=lambda: list(TASK_NAMES)),
-    data: str = typer.Option(..., "--data", metavar="DIR",
-                             help="Folder of clean images (e.g. CBSD68, Kodak24); its name is the benchmark's."),
+    data: Optional[str] = typer.Option(None, "--data", metavar="DIR", show_default=False,
+                                       help="Folder of clean images (e.g. CBSD68, Kodak24); its name is the "
+                                            "benchmark's (default: ../shared/data/bench/Kodak24 next to a checkout)."),
     model: Optional[List[str]] = typer.Option(None, "--model", metavar="NAME",
                                               help="Model to score (repeatable; default: every model of "
-                                                   "the task in the weights manifest)."),
+                                                   "the task in the weights manifest; none: baselines only)."),
     sigma: Optional[List[str]] = typer.Option(None, "--sigma", metavar="S",
                                               help="denoise: noise σ in 0–255 units (repeatable or "
                                                    "comma-separated; default: 15, 25, 50)."),
     iso: Optional[List[str]] = typer.Option(None, "--iso", metavar="ISO",
                                             help="raw-denoise: ISO whose shot/read noise to add (repeatable "
                                                  "or comma-separated; default: 1600, 6400)."),
+    kernels: Optional[str] = typer.Option(None, "--kernels", metavar="DIR", show_default=False,
+                                          help="deblur: folder of .npy blur kernels (default: "
+                                               "../shared/data/bench/blur_kernels: Levin 8 + KAIR 12)."),
+    kernel_limit: Optional[int] = typer.Option(None, "--kernel-limit", metavar="N",
+                                               help="deblur: only the first N kernels (by name) of each set."),
+    noise: Optional[float] = typer.Option(None, "--noise", metavar="PERCENT",
+                                          help="deblur: Gaussian noise σ added after blurring, in percent "
+                                               "(default: 1)."),
+    pairs: Optional[Tuple[str, str]] = typer.Option(None, "--pairs", metavar="INPUT_DIR TARGET_DIR",
+                                                    show_default=False,
+                                                    help="enhance: also score the pairs (matched by file name) "
+                                                         "that `train enhance --pairs` held out."),
+    hold_out: Optional[int] = typer.Option(None, "--hold-out", metavar="N",
+                                                      help="enhance: how many pairs training held out (default: 6, "
+                                                "train's default)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the degradations (per image: seed and index)."),
-    limit: Optional[int] = typer.Option(None, "--limit", metavar="N", help="Only the first N images (by name)."),
+    limit: Optional[int] = typer.Option(None, "--limit", metavar="N",
+                                        help="Only the first N images (by name) of --data (enhance's held-out pairs "
+                                             "are always all scored)."),
     json_out: bool = typer.Option(False, "--json", help="One JSON document on stdout instead of the table."),
     record: bool = typer.Option(False, "--record",
                                 help="Write the models' scores into their weights manifest entries."),
@@ -90,6 +114,17 @@ def eval_command(
         usage_error(f"--sigma applies to the denoise task, not {task}")
     if iso and task != "raw-denoise":
         usage_error(f"--iso applies to the raw-denoise task, not {task}")
+    for option, value, owner in (("--kernels", kernels, "deblur"), ("--kernel-limit", kernel_limit, "deblur"),
+                                 ("--noise", noise, "deblur"), ("--pairs", pairs, "enhance"),
+                                 ("--hold-out", hold_out, "enhance")):
+        if value is not None and task != owner:
+            usage_error(f"{option} applies to the {owner} task, not {task}")
+    if kernel_limit is not None and kernel_limit < 1:
+        usage_error(f"--kernel-limit {kernel_limit}: must be at least 1")
+    if noise is not None and not (math.isfinite(noise) and 0 <= noise <= 100):
+        usage_error(f"--noise {noise:g}: expected a percentage from 0 to 100")
+    if hold_out is not None and hold_out < 1:
+        usage_error(f"--hold-out {hold_out}: must be at least 1")
     sigmas = _numbers(sigma, "--sigma", 0, 255) if sigma else None
     isos = _numbers(iso, "--iso", 0, 409600) if iso else None
     if limit is not None and limit < 1:
@@ -99,13 +134,28 @@ def eval_command(
     if tile != 0 and tile < 64:
         usage_error(f"--tile {tile}: expected 0 (auto) or at least 64 pixels")
 
-    from ispcli.eval.dataset import DataError, find_images
+    from ispcli.eval.dataset import DataError, default_bench, default_kernels, find_images, held_out_pairs
 
+    if data is None:
+        data = str(default_bench())
+        if not default_bench().is_dir():
+            usage_error("--data DIR is needed (there is no ../shared/data/bench/Kodak24 next to this ispcli)")
+    if task == "deblur" and kernels is None and not default_kernels().is_dir():
+        usage_error("--kernels DIR is needed (there is no ../shared/data/bench/blur_kernels next to this ispcli)")
+    if kernels is not None and not Path(kernels).is_dir():
+        usage_error(f"--kernels {kernels}: no such folder")
+    if kernels is not None and not any(Path(kernels).glob("*.npy")):
+        usage_error(f"--kernels {kernels}: no .npy kernels in this folder")
     try:
         find_images(data, limit)
+        hold_out = DEFAULT_HOLD_OUT if hold_out is None else hold_out
+        if pairs:
+            held_out_pairs(*pairs, hold_out)
     except DataError as exc:
         usage_error(str(exc))
     models = _check_models(list(model or []), task)
+    options = {"deblur": {"kernels": kernels, "noise": noise, "kernel_limit": kernel_limit},
+               "enhance": {"pairs": pairs, "hold_out": hold_out}}.get(task, {})
 
     from ispcli.cli.output import err_console
     from ispcli.eval import benchmark, table
@@ -118,12 +168,12 @@ def eval_command(
     except DeviceError as exc:
         usage_error(str(exc))
     console = err_console()
-    if not models and not json_out:
+    if not models and not json_out and model != ["none"]:
         console.print(f"no {task} models in the weights manifest: baselines only")
     try:
         with _progress(console) as progress:
             ev = benchmark.evaluate(task, data, models=models, sigmas=sigmas, isos=isos, seed=seed, limit=limit,
-                                    device=dev, tile=tile, progress=progress)
+                                    device=dev, tile=tile, progress=progress, **options)
             rows = table.summarise(ev)
             mps = None
             if speed:
@@ -138,6 +188,8 @@ def eval_command(
     except KeyboardInterrupt:
         sys.stderr.write("ispcli: interrupted\n")
         raise typer.Exit(EXIT_INTERRUPTED)
+    for line in ev.warnings:
+        sys.stderr.write(f"ispcli: warning: {line}\n")
     recorded = None
     if record:
         recorded = table.record(ev, rows)

@@ -3,12 +3,16 @@
 Images are the folder's own files (no sub-folders), sorted by name, so `--limit N` always
 means the same N images. Each image's degradation is drawn from a generator seeded by the
 run's seed and the image's index alone: any prefix of the folder scores the same per image.
+
+The benchmark sets live next to a checkout, in ../shared/data/bench (`default_bench`); paired
+sets (`enhance --pairs`) are scored on exactly the pairs `train` held out (`held_out_pairs`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+BENCH = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "bench"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".webp")
 
 
@@ -28,6 +32,37 @@ def find_images(folder: str | Path, limit: int | None = None) -> list[Path]:
     if not files:
         raise DataError(f"--data {folder}: no images in this folder (looked for {', '.join(IMAGE_EXTENSIONS)})")
     return files[:limit] if limit else files
+
+
+def default_bench(name: str = "Kodak24") -> Path:
+    """A benchmark set of ../shared/data/bench next to this checkout (absent in a wheel)."""
+    return BENCH / name
+
+
+def default_kernels() -> Path:
+    """The benchmark blur kernels: Levin et al.'s 8 and KAIR's 12 (`*.npy`)."""
+    return BENCH / "blur_kernels"
+
+
+def held_out_pairs(inputs: str | Path, targets: str | Path, count: int) -> list[str]:
+    """The names of the pairs `train --pairs INPUTS TARGETS --hold-out COUNT` kept out of
+    training: the same rule (`train.data.held_out`), so eval scores exactly those."""
+    from ispcli.train import data
+
+    for option, folder in (("input", inputs), ("target", targets)):
+        if not Path(folder).is_dir():
+            raise DataError(f"--pairs: {option} folder {folder}: no such folder")
+    try:
+        return data.held_out(data.pair_names(inputs, targets), count)
+    except data.DataError as exc:
+        raise DataError(f"--pairs: {exc}") from None
+
+
+def pairs_name(inputs: str | Path, targets: str | Path) -> str:
+    """What paired scores are recorded under: the folder holding both (e.g.
+    enhance_lowlight_pairs for its low/ and high/), else the input folder's name."""
+    a, b = Path(inputs).resolve(), Path(targets).resolve()
+    return a.parent.name if a.parent == b.parent else a.name
 
 
 def benchmark_name(folder: str | Path) -> str:

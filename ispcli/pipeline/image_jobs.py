@@ -240,8 +240,8 @@ def _demosaic_stage(method: str, cfa, kind: str, *, device, precision: str, enco
 def _demosaic_raw(job: Job, result: FileResult):
     import torch
 
-    from ispcli.io.exif import output_tags
     from ispcli.io.decoder import read_raw_isolated
+    from ispcli.io.exif import output_tags
     from ispcli.isp.cfa import cfa_plane
     from ispcli.isp.levels import normalize_levels
     from ispcli.pipeline import runner
