@@ -54,6 +54,7 @@ def _on_sigterm(signum, frame):
 
 def run_batch(opts: BatchOptions) -> int:
     from ispcli.io import batch
+    from ispcli.io.images import DISK_FULL
     from ispcli.pipeline.jobs import FileResult, Job
 
     console = err_console()
@@ -91,10 +92,19 @@ def run_batch(opts: BatchOptions) -> int:
         for r in _execute(todo, opts, console):
             results.append(r)
             _emit(r, opts, console)
+            if r.status == "failed" and (r.error or "").startswith(DISK_FULL):
+                break           # every later output would fail the same way: stop early
     except (KeyboardInterrupt, Interrupted) as exc:
         code = exc.code if isinstance(exc, Interrupted) else EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, old)
+    if code == EXIT_OK:
+        reported = {r.input for r in results}
+        for job in todo:
+            if job.input not in reported:
+                r = FileResult(job.input, job.output, "failed", error="not attempted: the output disk is full")
+                results.append(r)
+                _emit(r, opts, console)
     elapsed = time.perf_counter() - start
     if not opts.quiet or code != EXIT_OK or any(r.status == "failed" for r in results):
         _summary(results, elapsed, console, interrupted=code != EXIT_OK, quiet=opts.quiet, verb=opts.verb)

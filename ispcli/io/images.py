@@ -126,9 +126,12 @@ def _umask() -> int:
     return mask
 
 
+DISK_FULL = "disk full while writing"
+
+
 def _why(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return "disk full while writing (No space left on device)"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{DISK_FULL} ({exc.strerror or 'No space left on device'})"
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"cannot write output ({exc.strerror})"
     return f"cannot write output ({exc.strerror or exc})"
