@@ -282,7 +282,7 @@ def test_demosaic_refuses_linear_raws(tmp_path):
 
 
 def test_a_network_refuses_x_trans_per_file(tiny_weights, tmp_path, monkeypatch):
-    from ispcli.io import raw as raw_mod
+    from ispcli.io import decoder
     from ispcli.io.raw import RawImage
     from ispcli.pipeline.image_jobs import demosaic_file
     from ispcli.pipeline.jobs import Job
@@ -293,7 +293,7 @@ def test_a_network_refuses_x_trans_per_file(tiny_weights, tmp_path, monkeypatch)
     fake = RawImage(path="x.raf", kind="xtrans", data=np.full((48, 48), 1000, np.uint16), cfa=xtrans,
                     black=np.zeros((6, 6)), white=4095.0, wb_camera=None, wb_daylight=None,
                     xyz_to_cam=np.eye(3), matrix_source="none")
-    monkeypatch.setattr(raw_mod, "read_raw", lambda path, max_megapixels=0: fake)
+    monkeypatch.setattr(decoder, "read_raw_isolated", lambda path, **kwargs: fake)
     job = Job("x.raf", str(tmp_path / "x.tif"), Recipe(format="tif", bits=0, demosaic="net:tiny-demosaic"))
     result = demosaic_file(job)
     assert result.status == "failed" and "X-Trans" in result.error
