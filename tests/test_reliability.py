@@ -51,9 +51,11 @@ def test_max_megapixels_sets_the_limit(tmp_path):
 
 
 def test_bad_limits_are_usage_errors(tmp_path):
-    for args in (["--timeout", "0"], ["--max-megapixels", "-3"]):
-        r = run_cli("develop", str(KDC), "-o", str(tmp_path / "out"), *args)
-        assert r.returncode == 2 and args[0] in r.stderr and "Traceback" not in r.stderr
+    for command in ("develop", "demosaic"):
+        for args in (["--timeout", "0"], ["--max-megapixels", "-3"]):
+            r = run_cli(command, str(KDC), "-o", str(tmp_path / "out"), *args)
+            assert r.returncode == 2 and args[0] in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_symlinked_inputs_develop_under_the_link_name(tmp_path):

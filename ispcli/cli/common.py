@@ -23,6 +23,11 @@ OUTPUT = typer.Option(..., "-o", "--output", help="Output folder (created if mis
 NAME = typer.Option(None, "--name", metavar="TEMPLATE",
                     help="Output name: {stem} {ext} {camera} {make} {model} {iso} {lens} {date:%Y%m%d} {index}.",
                     show_default="{stem}", rich_help_panel=OUT)
+MAX_MEGAPIXELS = typer.Option(500.0, "--max-megapixels", metavar="MP", help="Refuse files whose header claims more.",
+                              rich_help_panel=RUN)
+TIMEOUT = typer.Option(120.0, "--timeout", metavar="SECONDS",
+                       help="Give up on a raw whose decoding takes longer (it runs in its own process).",
+                       rich_help_panel=RUN)
 RECURSIVE = typer.Option(False, "-r", "--recursive", help="Descend into sub-folders.", rich_help_panel=RUN)
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace existing outputs (default: skip them).",
                          rich_help_panel=RUN)

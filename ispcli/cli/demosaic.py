@@ -63,6 +63,8 @@ def demosaic(
     tile: Optional[int] = common.TILE,
     device: Optional[str] = common.DEVICE,
     precision: Optional[str] = common.PRECISION,
+    max_megapixels: float = common.MAX_MEGAPIXELS,
+    timeout: float = common.TIMEOUT,
     quiet: bool = common.QUIET,
     json_out: bool = common.JSON,
 ) -> None:
@@ -73,13 +75,17 @@ def demosaic(
         usage_error(f"--cfa {cfa!r}: expected one of {', '.join(CFA_NAMES)}")
     if bits is not None and bits not in (8, 16, 32):
         usage_error(f"--bits {bits}: expected 8, 16 or 32 (float)")
+    if not max_megapixels > 0:
+        usage_error(f"--max-megapixels {max_megapixels:g}: expected a positive number")
+    if not timeout > 0:
+        usage_error(f"--timeout {timeout:g}: expected a positive number of seconds")
     _check_method(method)
     r = common.build_recipe({"format": "tif", "bits": 0 if bits is None else bits, "demosaic": method,
                              "name": name, "tile": tile, "device": device, "precision": precision}, jobs)
     from ispcli.pipeline.image_jobs import demosaic_file
 
     opts = BatchOptions(inputs=inputs, output=str(output), recipe=r, recursive=recursive, overwrite=overwrite,
-                        jobs=jobs, quiet=quiet, json=json_out,
+                        jobs=jobs, quiet=quiet, json=json_out, max_megapixels=max_megapixels, timeout=timeout,
                         extensions=MOSAIC_EXTENSIONS if cfa else RAW_EXTENSIONS,
                         worker=demosaic_file, verb="demosaicked", activity="demosaicking",
                         job_fields={"cfa": cfa.upper() if cfa else None})

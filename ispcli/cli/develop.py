@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from ispcli.cli import common
 from ispcli.cli.output import usage_error
 from ispcli.recipe import COLOR_SPACE_NAMES, DEMOSAIC_NAMES
 
@@ -48,11 +49,6 @@ def check_models(r) -> None:
 INPUTS = typer.Argument(..., metavar="INPUT...", show_default=False,
                         help="Raw files, folders, globs, or - for paths on stdin.")
 OUTPUT = typer.Option(..., "-o", "--output", help="Output folder (created if missing).", rich_help_panel=_OUT)
-MAX_MEGAPIXELS = typer.Option(500.0, "--max-megapixels", metavar="MP", help="Refuse files whose header claims more.",
-                              rich_help_panel=_RUN)
-TIMEOUT = typer.Option(120.0, "--timeout", metavar="SECONDS",
-                       help="Give up on a raw whose decoding takes longer (it runs in its own process).",
-                       rich_help_panel=_RUN)
 
 RECIPE = typer.Option(None, "--recipe", metavar="FILE", help="Load settings from a TOML recipe or a .ispcli.json "
                       "sidecar (flags override it).", rich_help_panel=_PROC)
@@ -123,14 +119,13 @@ def develop(
                                     rich_help_panel=_RUN),
     device: str | None = typer.Option(None, "--device", metavar="auto|cpu|cuda|mps",
                                       help="Compute device.  [default: auto]", rich_help_panel=_RUN),
-    max_megapixels: float = MAX_MEGAPIXELS,
-    timeout: float = TIMEOUT,
+    max_megapixels: float = common.MAX_MEGAPIXELS,
+    timeout: float = common.TIMEOUT,
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress or summary (errors still shown).",
                                rich_help_panel=_RUN),
     json_out: bool = typer.Option(False, "--json", help="One JSON object per file on stdout.",
                                   rich_help_panel=_RUN),
 ) -> None:
-    from ispcli.cli import common
     from ispcli.cli.batch_run import BatchOptions, run_batch
 
     overrides = {
