@@ -128,3 +128,29 @@ def tiny_weights(tmp_path, monkeypatch):
         make_tiny_model(directory, f"tiny-{task}", task)
     monkeypatch.setenv("ISPCLI_WEIGHTS", str(directory))
     return directory
+
+
+@pytest.fixture
+def disk_full(monkeypatch):
+    """Every output write fills the disk halfway through (ENOSPC), as a real full disk does."""
+    import errno
+
+    from ispcli.io import images
+
+    real_fdopen = os.fdopen
+
+    class Full:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            self.fh.close()
+
+        def write(self, data):
+            self.fh.write(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(images.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))

@@ -209,29 +209,10 @@ def test_unwritable_output_folder(small_dng, tmp_path, cli):
     assert "Traceback" not in proc.stderr
 
 
-def test_disk_full_leaves_no_partial_file(tmp_path, monkeypatch):
-    import errno
-
+def test_disk_full_leaves_no_partial_file(tmp_path, disk_full):
     from ispcli.io import images
     from ispcli.io.errors import OutputError
 
-    real_fdopen = os.fdopen
-
-    class Full:
-        def __init__(self, fh):
-            self.fh = fh
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *a):
-            self.fh.close()
-
-        def write(self, data):
-            self.fh.write(data[: len(data) // 2])
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(images.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
     with pytest.raises(OutputError, match="disk full"):
         images.write_atomic(tmp_path / "x.jpg", b"x" * 1000, overwrite=False)
     assert list(tmp_path.iterdir()) == []

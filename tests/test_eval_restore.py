@@ -296,3 +296,11 @@ def test_bad_input_is_one_line_and_exit_2(images, pairs, tiny_weights, tmp_path,
     lines = err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], err
     assert out == ""
+
+
+def test_results_name_the_shared_data_without_this_machines_path(tmp_path):
+    from ispcli.eval import dataset
+
+    shared = dataset.BENCH / "Kodak24"
+    assert dataset.portable(shared) == "../shared/data/bench/Kodak24"
+    assert dataset.portable(tmp_path / "mine") == str(tmp_path / "mine")

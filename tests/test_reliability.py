@@ -101,35 +101,14 @@ def test_two_processes_on_one_folder_leave_only_whole_files(tmp_path):
             assert im.size == (768, 512) or im.size == (512, 768)
 
 
-def test_a_full_disk_stops_the_batch_early_and_leaves_nothing_partial(tmp_path, monkeypatch, capsys):
-    import errno
-    import os
-
+def test_a_full_disk_stops_the_batch_early_and_leaves_nothing_partial(tmp_path, disk_full, capsys):
     from ispcli.cli.batch_run import BatchOptions, run_batch
-    from ispcli.io import images
     from ispcli.recipe import Recipe
 
     card = tmp_path / "card"
     card.mkdir()
     for i in range(3):
         shutil.copy(KDC, card / f"img{i}.kdc")
-    real_fdopen = os.fdopen
-
-    class Full:
-        def __init__(self, fh):
-            self.fh = fh
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *a):
-            self.fh.close()
-
-        def write(self, data):
-            self.fh.write(data[: len(data) // 2])
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(images.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
     code = run_batch(BatchOptions(inputs=[str(card)], output=str(tmp_path / "out"), recipe=Recipe(), jobs=1,
                                   quiet=True, json=True))
     assert code == 1

@@ -577,6 +577,6 @@ def evaluate(task_name: str, folder: str | Path, *, models: list[str], sigmas=No
             done += 1
             if progress:
                 progress(done, total, f"{name} {level.key} {method.name}")
-    return Evaluation(task_name, dataset.benchmark_name(folder), str(Path(folder).resolve()),
+    return Evaluation(task_name, dataset.benchmark_name(folder), dataset.portable(folder),
                       [p.name for p in paths], seed, str(device), tile, task.levels, methods, measurements,
                       task.protocol, task.rows, warnings)

@@ -34,6 +34,15 @@ def find_images(folder: str | Path, limit: int | None = None) -> list[Path]:
     return files[:limit] if limit else files
 
 
+def portable(folder) -> str:
+    """How results name a folder: `../shared/...` for the shared data beside a checkout (never
+    this machine's absolute path), anything else as it was given."""
+    try:
+        return "../shared/" + Path(folder).resolve().relative_to(BENCH.parents[1]).as_posix()
+    except ValueError:
+        return str(folder)
+
+
 def default_bench(name: str = "Kodak24") -> Path:
     """A benchmark set of ../shared/data/bench next to this checkout (absent in a wheel)."""
     return BENCH / name
