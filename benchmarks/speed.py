@@ -163,7 +163,7 @@ def profile(dng: Path, out: Path) -> dict:
     from ispcli import __version__
     from ispcli.io import icc
     from ispcli.io.exif import output_tags
-    from ispcli.io.images import encode_image, write_atomic
+    from ispcli.io.images import save_image
     from ispcli.io.raw import read_raw
     from ispcli.pipeline import develop, runner
     from ispcli.pipeline.device import resolve_device, set_cpu_threads
@@ -207,10 +207,9 @@ def profile(dng: Path, out: Path) -> dict:
         image = canvas.image
         tags = output_tags(raw.exif, gps=recipe.gps, width=image.shape[1], height=image.shape[0],
                            software=f"ispcli {__version__}")
-        data = encode_image(image, "tif", icc=icc.icc_profile(recipe.color_space), exif=tags)
-        lap("encode + EXIF (encode_image)")
-        write_atomic(out / "profile.tif", data, overwrite=True)
-        lap("write (write_atomic, fsync)")
+        save_image(out / "profile.tif", image, "tif", icc=icc.icc_profile(recipe.color_space), exif=tags,
+                   overwrite=True)
+        lap("encode + EXIF + write (save_image)")
         self1 = resource.getrusage(resource.RUSAGE_SELF)
         mine = self1.ru_utime + self1.ru_stime - self0.ru_utime - self0.ru_stime
         foreign = max(0.0, busy_seconds() - busy0 - mine)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -142,6 +143,12 @@ def disk_full(monkeypatch):
     class Full:
         def __init__(self, fh):
             self.fh = fh
+
+        def __getattr__(self, name):  # seek, tell, flush... as the real file
+            return getattr(self.fh, name)
+
+        def fileno(self):  # no descriptor, so that encoders (Pillow) write through write()
+            raise io.UnsupportedOperation("fileno")
 
         def __enter__(self):
             return self

@@ -86,3 +86,77 @@ def test_a_batch_goes_on_past_a_file_that_crashes_the_decoder(tmp_path, monkeypa
     (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     assert line["status"] == "failed" and line["error"] == "decoder crashed (signal 11, SIGSEGV)"
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def crash_on_bad(path, **kwargs):
+    if "bad" in path:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return (path, kwargs, os.getpid())
+
+
+def slow_echo(path, **kwargs):
+    time.sleep(0.5)
+    return path
+
+
+def test_the_decoder_reads_ahead_the_files_it_was_told_of():
+    d = decoder.Decoder(crash_on_bad)
+    try:
+        d.expect([("a.dng", {"max_megapixels": 5}), ("bad.dng", {"max_megapixels": 5}),
+                  ("c.dng", {"max_megapixels": 5})])
+        assert d._pending[:2] == ("a.dng", {"max_megapixels": 5})     # sent at once
+        assert d.read("a.dng", max_megapixels=5)[:2] == ("a.dng", {"max_megapixels": 5})
+        assert d._pending[:2] == ("bad.dng", {"max_megapixels": 5})   # the next is on its way
+        with pytest.raises(RawReadError, match="decoder crashed"):
+            d.read("bad.dng", max_megapixels=5)
+        assert d.read("c.dng", max_megapixels=5)[0] == "c.dng"        # a new decoder took over
+        assert d._pending is None
+        assert d.read("d.dng")[0] == "d.dng"                          # and reads unannounced files
+    finally:
+        d.close()
+
+
+def test_a_file_read_ahead_but_then_skipped_does_not_mix_up_replies():
+    d = decoder.Decoder(crash_on_bad)
+    try:
+        d.expect([("a.dng", {}), ("b.dng", {}), ("c.dng", {})])
+        assert d.read("b.dng")[0] == "b.dng"                          # a was skipped
+        assert d.read("c.dng")[0] == "c.dng"
+    finally:
+        d.close()
+
+
+def test_a_read_ahead_decode_overlaps_the_callers_work():
+    d = decoder.Decoder(slow_echo)
+    try:
+        d.expect([("a.dng", {}), ("b.dng", {})])
+        d.read("a.dng")
+        time.sleep(0.6)                                               # the caller works on a.dng
+        start = time.monotonic()
+        assert d.read("b.dng") == "b.dng"
+        assert time.monotonic() - start < 0.3                         # b was decoded meanwhile
+    finally:
+        d.close()
+
+
+def test_develop_asks_for_the_first_raw_before_it_imports_torch(tmp_path, monkeypatch):
+    from ispcli.cli.batch_run import BatchOptions, run_batch
+    from ispcli.pipeline import executor
+    from ispcli.recipe import Recipe
+
+    seen = []
+    real_init = executor._init_worker
+    d = decoder.Decoder()
+    monkeypatch.setattr(decoder, "_decoder", d)
+
+    def init(*a, **k):
+        seen.append(d._pending and d._pending[0])
+        return real_init(*a, **k)
+
+    monkeypatch.setattr(executor, "_init_worker", init)
+    try:
+        code = run_batch(BatchOptions(inputs=[str(SAMPLE)], output=str(tmp_path / "out"), recipe=Recipe(),
+                                      jobs=1, quiet=True))
+    finally:
+        d.close()
+    assert code == 0 and seen == [str(SAMPLE)]

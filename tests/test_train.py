@@ -96,16 +96,31 @@ def test_bad_training_inputs_get_one_line(tmp_path, folder):
     assert not (tmp_path / "w").exists()
 
 
-def test_ddp_two_processes_on_cpu(tmp_path, folder):
+def test_ddp_two_processes_equal_one_process_with_the_global_batch(tmp_path, folder):
+    """torchrun with 2 CPU processes (gloo) of --batch 2 trains the same weights as one process
+    of --batch 4: each process draws the global batch and trains on its half."""
     pytest.importorskip("torch.distributed")
+    steps = ["--steps", "4", "--val-every", "4", "--lr", "0.5"]  # warm-up: steps of 2.5e-3 to 1e-2
+    one = run_cli("train", "denoise", "--data", str(folder), "--out", "one", "--run-dir", str(tmp_path / "one"),
+                  "--weights-dir", str(tmp_path / "w"), *steps, *TINY, "--batch", "4", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
            "-m", "ispcli", "train", "denoise", "--data", str(folder), "--out", "ddp", "--run-dir",
-           str(tmp_path / "ddp"), "--weights-dir", str(tmp_path / "w"), "--steps", "2", "--device", "cpu", *TINY]
+           str(tmp_path / "ddp"), "--weights-dir", str(tmp_path / "w"), "--device", "cpu", *steps, *TINY]
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300,
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
-    entry = json.loads((tmp_path / "w" / "manifest.json").read_text())["models"][0]
-    assert entry["training"]["processes"] == 2 and entry["training"]["batch"] == 4
+    entries = {e["name"]: e for e in json.loads((tmp_path / "w" / "manifest.json").read_text())["models"]}
+    assert entries["ddp"]["training"]["processes"] == 2 and entries["ddp"]["training"]["batch"] == 4
+    a = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)["model"]
+    from ispcli.models import registry
+
+    torch.manual_seed(0)                                              # the runs' --seed: their start
+    start = registry.build("unet", **entries["one"]["args"]).state_dict()
+    assert max(float((start[k] - a[k]).abs().max()) for k in a) > 1e-3   # training moved the weights
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
 
 
 def test_init_starts_from_an_installed_model(tmp_path, folder):

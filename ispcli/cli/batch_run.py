@@ -122,10 +122,13 @@ def _execute(todo, opts: BatchOptions, console):
     workers = opts.jobs or auto_jobs(len(todo))
     if todo and (workers <= 1 or len(todo) <= 1) and not opts.job_fields.get("cfa") \
             and set(opts.extensions or RAW_EXTENSIONS) & RAW_EXTENSIONS:
-        # this process decodes: start its decoder now, so that its start-up overlaps torch's
+        # this process decodes: start its decoder now and let it read ahead, so that its
+        # start-up and the first file's decoding overlap torch's import, and each later
+        # file's decoding overlaps the work on the one before
         from ispcli.io import decoder
+        from ispcli.pipeline.jobs import decode_request
 
-        decoder.prestart(opts.timeout)
+        decoder.prestart(opts.timeout, upcoming=[decode_request(job) for job in todo])
 
     def crashed(job, reason):
         return FileResult(job.input, job.output, "failed", error=reason)

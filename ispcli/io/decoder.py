@@ -10,8 +10,10 @@ the batch goes on. The decoder imports numpy and rawpy only (never torch) and is
 
 from __future__ import annotations
 
+import collections
 import multiprocessing
 import signal
+import time
 from typing import Callable
 
 from ispcli.io.errors import RawReadError
@@ -53,12 +55,18 @@ def _death(exitcode: int | None) -> str:
 
 
 class Decoder:
-    """A decoder process that is started on first use and replaced after a crash or timeout."""
+    """A decoder process that is started on first use and replaced after a crash or timeout.
+
+    It can read ahead: given the files this process will read next (`expect`), it sends the
+    next request as soon as a reply arrives, so decoding file N+1 overlaps whatever the caller
+    does with file N (and the first file's decoding overlaps torch's import)."""
 
     def __init__(self, func: Callable = _read, timeout: float = DEFAULT_TIMEOUT):
         self.func, self.timeout = func, timeout
         self._proc = None
         self._conn = None
+        self._pending: tuple[str, dict, float] | None = None   # (path, kwargs, sent at)
+        self._upcoming: collections.deque = collections.deque()
 
     def _start(self) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -71,6 +79,7 @@ class Decoder:
     def _stop(self, kill: bool) -> int | None:
         proc, conn = self._proc, self._conn
         self._proc = self._conn = None
+        self._pending = None
         if conn is not None:
             conn.close()
         if proc is None:
@@ -80,15 +89,21 @@ class Decoder:
         proc.join(5)
         return proc.exitcode
 
-    def read(self, path: str, timeout: float | None = None, **kwargs):
-        """`read_raw(path, **kwargs)` in the decoder process; every failure is a `RawReadError`."""
-        limit = self.timeout if timeout is None else timeout
+    def _send(self, path: str, kwargs: dict) -> None:
         if self._proc is None or not self._proc.is_alive():
             self._stop(kill=True)
             self._start()
+        self._pending = (path, kwargs, time.monotonic())
         try:
-            self._conn.send((str(path), kwargs))
-            ready = self._conn.poll(limit)               # also true when the decoder dies
+            self._conn.send((path, kwargs))
+        except (BrokenPipeError, OSError):
+            pass                                         # the reply wait below sees the death
+
+    def _collect(self, limit: float):
+        """The reply to the request in flight, at most `limit` s after it was sent."""
+        path, _, sent = self._pending
+        try:
+            ready = self._conn.poll(max(0.0, sent + limit - time.monotonic()))  # true when it dies too
         except (BrokenPipeError, OSError):
             ready = True
         if not ready:
@@ -98,11 +113,39 @@ class Decoder:
             status, value = self._conn.recv()
         except (EOFError, OSError):
             raise RawReadError(path, _death(self._stop(kill=False))) from None
+        self._pending = None
+        return status, value
+
+    def expect(self, requests) -> None:
+        """The (path, kwargs) this process will read next, in order; the first is sent now."""
+        self._upcoming = collections.deque((str(p), dict(kw)) for p, kw in requests)
+        if self._pending is None and self._upcoming:
+            self._send(*self._upcoming.popleft())
+
+    def read(self, path: str, timeout: float | None = None, **kwargs):
+        """`read_raw(path, **kwargs)` in the decoder process; every failure is a `RawReadError`."""
+        limit = self.timeout if timeout is None else timeout
+        path = str(path)
+        if self._pending is not None and self._pending[:2] != (path, kwargs):
+            # read ahead for a file the caller skipped: its reply is of no use
+            try:
+                self._collect(limit)
+            except RawReadError:
+                pass
+            self._upcoming = collections.deque(r for r in self._upcoming if r != (path, kwargs))
+        if self._pending is None:
+            self._send(path, kwargs)
+        try:
+            status, value = self._collect(limit)
+        finally:
+            if self._upcoming and self._pending is None:
+                self._send(*self._upcoming.popleft())
         if status == "ok":
             return value
         raise value
 
     def close(self) -> None:
+        self._upcoming.clear()
         self._stop(kill=True)
 
 
@@ -116,15 +159,24 @@ def _shared() -> Decoder:
     return _decoder
 
 
-def prestart(timeout: float | None = None) -> None:
-    """Start this process's decoder ahead of its first file (it starts in the background)."""
+def prestart(timeout: float | None = None, upcoming=()) -> None:
+    """Start this process's decoder ahead of its first file (it starts in the background);
+    with `upcoming` ((path, kwargs) in the order they will be read), it starts decoding them."""
     d = _shared()
     if timeout is not None:
         d.timeout = timeout
     if d._proc is None:
         d._start()
+    if upcoming:
+        d.expect(upcoming)
 
 
 def read_raw_isolated(path, *, timeout: float | None = None, **kwargs):
     """Decode through this process's decoder (started on first use)."""
     return _shared().read(str(path), timeout=timeout, **kwargs)
+
+
+def shutdown() -> None:
+    """Stop this process's decoder, if it has one (at exit)."""
+    if _decoder is not None:
+        _decoder.close()

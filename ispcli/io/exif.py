@@ -214,9 +214,21 @@ def image_output_tags(tags: dict[str, str], *, width: int, height: int, software
     return out
 
 
+def _modify(meta, tags: dict[str, str]) -> None:
+    """Add `tags` to an open Exiv2 image. A tag Exiv2 refuses to write is left out rather than
+    costing the file: the rest of the metadata still arrives."""
+    try:
+        meta.modify_exif(tags)
+    except Exception:
+        for key, value in tags.items():
+            try:
+                meta.modify_exif({key: value})
+            except Exception:
+                continue
+
+
 def write_tags(data: bytes, tags: dict[str, str]) -> bytes:
-    """`data` (an encoded JPEG/PNG/TIFF) with `tags` added. A tag Exiv2 refuses to write is
-    left out rather than costing the file: the rest of the metadata still arrives."""
+    """`data` (an encoded JPEG/PNG/TIFF) with `tags` added."""
     import pyexiv2
 
     if not tags:
@@ -224,14 +236,57 @@ def write_tags(data: bytes, tags: dict[str, str]) -> bytes:
     pyexiv2.set_log_level(4)
     meta = pyexiv2.ImageData(data)
     try:
-        try:
-            meta.modify_exif(tags)
-        except Exception:
-            for key, value in tags.items():
-                try:
-                    meta.modify_exif({key: value})
-                except Exception:
-                    continue
+        _modify(meta, tags)
         return meta.get_bytes()
     finally:
         meta.close()
+
+
+def write_file_tags(path: str | Path, tags: dict[str, str]) -> None:
+    """Add `tags` to the JPEG/PNG/TIFF file at `path`: a TIFF gets them appended (its pixels
+    stay where they are, see `tiff_exif`), other files are rewritten in place by Exiv2."""
+    import errno
+    import os
+
+    import pyexiv2
+
+    from ispcli.io.tiff_exif import graft_exif
+
+    if graft_exif(path, tags):
+        return
+    pyexiv2.set_log_level(4)
+    try:
+        meta = pyexiv2.Image(str(path))
+    except Exception as exc:
+        raise OSError(errno.EIO, f"Exiv2 cannot reopen the encoded file ({exc})") from None
+    try:
+        _modify(meta, tags)
+    finally:
+        meta.close()
+    # Exiv2 rewrites the file and says nothing when the disk fills meanwhile: the file is then
+    # cut short, so its last part is checked before it may become an output
+    if not _complete(Path(path)):
+        full = os.statvfs(os.path.dirname(os.path.abspath(path))).f_bavail == 0
+        raise OSError(errno.ENOSPC if full else errno.EIO,
+                      "No space left on device" if full else "the file was cut short while adding EXIF")
+
+
+def _complete(path: Path) -> bool:
+    """Whether a JPEG/PNG/TIFF file ends where its own structure says it does."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+        fh.seek(max(0, size - 12))
+        tail = fh.read()
+    if head[:2] == b"\xff\xd8":
+        return tail.endswith(b"\xff\xd9")
+    if head == b"\x89PNG":
+        return tail.endswith(b"IEND\xaeB`\x82")
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            ends = [off + n for page in tf.pages for off, n in zip(page.dataoffsets, page.databytecounts)]
+    except Exception:
+        return False
+    return bool(ends) and max(ends) <= size

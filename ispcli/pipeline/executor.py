@@ -55,6 +55,8 @@ def run_jobs(func: Callable, jobs: Iterable, workers: int,
     its own becomes `on_crash(job, reason)`; the rest of the batch goes on.
     """
     jobs = list(jobs)
+    if not jobs:
+        return
     if workers <= 1 or len(jobs) <= 1:
         _init_worker(1, in_child=False)
         for job in jobs:

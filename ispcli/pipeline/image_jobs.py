@@ -18,7 +18,7 @@ import numpy as np
 
 from ispcli import __version__
 from ispcli.io.errors import FileError
-from ispcli.pipeline.jobs import Canvas, FileResult, Job, run_guarded
+from ispcli.pipeline.jobs import Canvas, FileResult, Job, read_job_raw, run_guarded
 from ispcli.recipe import Recipe
 
 MIN_SIZE = 16  # pixels on the short side; a network's context is meaningless below this
@@ -173,8 +173,8 @@ def _one_stage(command: str, plan, job: Job, result: FileResult) -> None:
     """Read an RGB image, check it, let `plan` build the command's stage (after any
     whole-image analysis it needs), run it, and write the output with the input's ICC
     profile and EXIF."""
-    from ispcli.io.exif import image_output_tags, read_image_exif, write_tags
-    from ispcli.io.images import encode_image, read_image, write_atomic
+    from ispcli.io.exif import image_output_tags, read_image_exif
+    from ispcli.io.images import read_image, save_image
     from ispcli.pipeline.device import resolve_device
 
     image, info = read_image(job.input)
@@ -187,13 +187,11 @@ def _one_stage(command: str, plan, job: Job, result: FileResult) -> None:
     stage = plan(image, scale, job.recipe, device, result)
     out = stage_array(image, scale, stage, bits, device=device, tile=job.recipe.tile)
     del image
-    data = encode_image(out, fmt, quality=job.recipe.quality, icc=info.get("icc"))
     tags = image_output_tags(read_image_exif(job.input), width=out.shape[1], height=out.shape[0],
                              software=f"ispcli {__version__}")
-    data = write_tags(data, tags)
-    del out
     Path(job.output).parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(job.output, data, overwrite=job.overwrite)
+    save_image(job.output, out, fmt, quality=job.recipe.quality, icc=info.get("icc"), exif=tags,
+               overwrite=job.overwrite)
 
 
 def denoise_file(job: Job) -> FileResult:
@@ -240,7 +238,6 @@ def _demosaic_stage(method: str, cfa, kind: str, *, device, precision: str, enco
 def _demosaic_raw(job: Job, result: FileResult):
     import torch
 
-    from ispcli.io.decoder import read_raw_isolated
     from ispcli.io.exif import output_tags
     from ispcli.isp.cfa import cfa_plane
     from ispcli.isp.levels import normalize_levels
@@ -248,7 +245,7 @@ def _demosaic_raw(job: Job, result: FileResult):
     from ispcli.pipeline.device import resolve_device
     from ispcli.pipeline.stage import Domain, Pipeline, Stage
 
-    raw = read_raw_isolated(job.input, max_megapixels=job.max_megapixels, timeout=job.timeout)
+    raw = read_job_raw(job)
     result.megapixels = round(raw.megapixels, 3)
     result.warnings = list(raw.warnings)
     if raw.cfa is None:
@@ -300,14 +297,11 @@ def _demosaic_mosaic_image(job: Job, result: FileResult):
 
 
 def _demosaic(job: Job, result: FileResult) -> None:
-    from ispcli.io.exif import write_tags
-    from ispcli.io.images import encode_image, write_atomic
+    from ispcli.io.images import save_image
 
     image, tags = (_demosaic_mosaic_image if job.cfa else _demosaic_raw)(job, result)
-    data = write_tags(encode_image(image, "tif"), tags)
-    del image
     Path(job.output).parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(job.output, data, overwrite=job.overwrite)
+    save_image(job.output, image, "tif", exif=tags, overwrite=job.overwrite)
 
 
 def demosaic_file(job: Job) -> FileResult:

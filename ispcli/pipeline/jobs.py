@@ -83,6 +83,18 @@ class Canvas:
         self.image[y:y + h, x:x + w] = q
 
 
+def decode_request(job: Job) -> tuple[str, dict]:
+    """What the decoder process is asked for this job's raw (also what it is told to read ahead)."""
+    return job.input, {"max_megapixels": job.max_megapixels}
+
+
+def read_job_raw(job: Job):
+    from ispcli.io.decoder import read_raw_isolated
+
+    path, kwargs = decode_request(job)
+    return read_raw_isolated(path, timeout=job.timeout, **kwargs)
+
+
 def develop_array(raw, recipe: Recipe, device=None):
     """Develop a decoded `RawImage` into an upright (H, W, 3) array; also the analysis."""
     from ispcli.pipeline import develop, runner
@@ -123,11 +135,10 @@ def develop_file(job: Job) -> FileResult:
 
 def _develop(job: Job, result: FileResult) -> None:
     from ispcli.io import icc
-    from ispcli.io.decoder import read_raw_isolated
     from ispcli.io.exif import output_tags
-    from ispcli.io.images import encode_image, write_atomic
+    from ispcli.io.images import save_image, write_atomic
 
-    raw = read_raw_isolated(job.input, max_megapixels=job.max_megapixels, timeout=job.timeout)
+    raw = read_job_raw(job)
     result.megapixels = round(raw.megapixels, 3)
     result.warnings = list(raw.warnings)
     image, analysis = develop_array(raw, job.recipe)
@@ -135,10 +146,10 @@ def _develop(job: Job, result: FileResult) -> None:
     r = job.recipe
     tags = output_tags(raw.exif, gps=r.gps, width=image.shape[1], height=image.shape[0],
                        software=f"ispcli {__version__}")
-    data = encode_image(image, r.format, quality=r.quality, icc=icc.icc_profile(r.color_space), exif=tags)
-    del image
     Path(job.output).parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(job.output, data, overwrite=job.overwrite)
+    save_image(job.output, image, r.format, quality=r.quality, icc=icc.icc_profile(r.color_space), exif=tags,
+               overwrite=job.overwrite)
+    del image
     if job.sidecar:
         payload = json.dumps(sidecar_payload(job, raw, analysis), indent=2, ensure_ascii=False)
         write_atomic(job.output + ".ispcli.json", payload.encode(), overwrite=True)

@@ -145,8 +145,9 @@ def _validate(model, val_crops, task, device, seed: int) -> float:
     return sum(scores) / len(scores)
 
 
-def _split_validation(cfg, task, images, files):
-    """Validation images: `--val` folders, else a fixed slice held out of the training data."""
+def _split_validation(cfg, task, images, files, batch: int):
+    """Validation images: `--val` folders, else a fixed slice held out of the training data
+    (`batch`: the global batch, which the rest must still fill)."""
     if cfg.val:
         val_images, _ = data.load_images(cfg.val, 32, jpeg_downscale=task.jpeg_downscale)
         if task.depth:
@@ -155,7 +156,7 @@ def _split_validation(cfg, task, images, files):
             val_images = [attach_depth(im) for im in val_images]
         return images, val_images[:cfg.val_images]
     k = max(1, min(cfg.val_images, len(images) // 25))
-    if len(images) - k < cfg.batch:
+    if len(images) - k < batch:
         return images, images[:k]          # too few to hold any out: validate on training images
     step = len(images) // k
     held = set(range(0, step * k, step))
@@ -197,7 +198,7 @@ class _Files(list):
         self.held: list = []
 
 
-def _training_images(cfg: TrainConfig, task):
+def _training_images(cfg: TrainConfig, task, batch: int):
     if cfg.pairs and not task.pairs:
         raise TrainError(f"--pairs: the {task.name} task learns from clean images only (--data)")
     if not cfg.data and not cfg.pairs:
@@ -206,7 +207,7 @@ def _training_images(cfg: TrainConfig, task):
     images, files = [], _Files()
     if cfg.data:
         images, found = data.load_images(cfg.data, cfg.patch, jpeg_downscale=task.jpeg_downscale,
-                                         min_count=1 if cfg.pairs else cfg.batch)
+                                         min_count=1 if cfg.pairs else batch)
         files.extend(found)
         if task.depth:
             from ispcli.train.haze import attach_depth
@@ -215,9 +216,9 @@ def _training_images(cfg: TrainConfig, task):
     if cfg.pairs:
         paired, files.pairs_used, files.held = data.load_pairs(cfg.pairs, cfg.patch, cfg.hold_out)
         images = paired * cfg.pair_repeat + images
-        if len(images) < cfg.batch:
+        if len(images) < batch:
             raise data.DataError(f"{len(images)} usable image(s) of at least {cfg.patch}×{cfg.patch} pixels, "
-                                 f"need at least {cfg.batch} (the batch size)")
+                                 f"need at least {batch} (the batch size)")
     return images, files
 
 
@@ -286,8 +287,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
 
     device = _device(cfg)
     dist = _Distributed(device)
-    images, files = _training_images(cfg, task)
-    train_images, val_images = _split_validation(cfg, task, images, files)
+    batch = cfg.batch * dist.world     # the global batch: every process draws it, trains on its slice
+    images, files = _training_images(cfg, task, batch)
+    train_images, val_images = _split_validation(cfg, task, images, files, batch)
     val_crops = data.centre_crops(val_images, 256, task.channels)
 
     args = {**task.args, **cfg.arch_args}
@@ -299,15 +301,18 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
     model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg.steps))
-    sampler = data.PatchSampler(train_images, cfg.patch, cfg.seed * 1000 + dist.rank, task.channels)
-    degrade_gen = torch.Generator().manual_seed(cfg.seed * 1000 + 500 + dist.rank)
+    # Every process draws the same global batch (batch x processes) and trains on its own slice,
+    # so N processes follow exactly the run one process would make with the global batch.
+    sampler = data.PatchSampler(train_images, cfg.patch, cfg.seed * 1000, task.channels)
+    degrade_gen = torch.Generator().manual_seed(cfg.seed * 1000 + 500)
+    mine = slice(dist.rank * cfg.batch, (dist.rank + 1) * cfg.batch)
     start, elapsed_before, best = 0, 0.0, None
     if resume:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        sampler.restore(ckpt["sampler"][dist.rank] if dist.rank < len(ckpt["sampler"]) else ckpt["sampler"][0])
-        degrade_gen.set_state(ckpt["degrade"][dist.rank] if dist.rank < len(ckpt["degrade"]) else ckpt["degrade"][0])
+        sampler.restore(ckpt["sampler"][0])
+        degrade_gen.set_state(ckpt["degrade"][0])
         start, elapsed_before = int(ckpt["step"]), float(ckpt["elapsed"])
         best = ckpt.get("val_psnr")
     elif dist.main:
@@ -316,11 +321,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
     net = dist.wrap(model, device)
 
     def checkpoint(step: int, val: float | None):
-        states = [sampler.state()], [degrade_gen.get_state()]
-        if dist.world > 1:
-            gathered = [None] * dist.world
-            dist.dist.all_gather_object(gathered, (sampler.state(), degrade_gen.get_state()))
-            states = [s for s, _ in gathered], [d for _, d in gathered]
+        states = [sampler.state()], [degrade_gen.get_state()]   # the same in every process
         if dist.main:
             _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                           "scheduler": scheduler.state_dict(), "sampler": states[0], "degrade": states[1],
@@ -334,8 +335,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
     try:
         model.train()
         for step in range(start, cfg.steps):
-            clean = sampler.batch(cfg.batch)
-            x, target = task.make_pair(clean, degrade_gen)
+            x, target = task.make_pair(sampler.batch(batch), degrade_gen)
+            x, target = x[mine], target[mine]
             pred = net(x.to(device, non_blocking=True))
             loss = loss_fn(cfg.loss, pred, target.to(device, non_blocking=True))
             optimizer.zero_grad(set_to_none=True)
@@ -368,7 +369,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
             name=cfg.out, task=task.name, domain=task.domain, arch=task.arch, args=args,
             file=f"{cfg.out}.pt", sha256="", parameters=0,
             training={"command": cfg.command, "resumed": cfg.resumed, "data": cfg.data, "images": len(train_images),
-                      "validation_images": len(val_images), "steps": cfg.steps, "batch": cfg.batch * dist.world,
+                      "validation_images": len(val_images), "steps": cfg.steps, "batch": batch,
                       "patch": cfg.patch, "loss": cfg.loss, "lr": cfg.lr, "seed": cfg.seed,
                       "degradation": task.summary, "device": str(device), "processes": dist.world,
                       "seconds": round(elapsed_before + time.time() - t0),
