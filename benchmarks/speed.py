@@ -5,7 +5,8 @@
 (a) Scene: the first 16 Kodak24 images (portraits turned), each upscaled 2x (bicubic) and tiled
     4x4, cropped to 6000x4000, plus fine texture (Gaussian noise, sigma 2/255, fixed seed); made a
     Bayer DNG like make_synthetic_dngs.py does (Sony ILCE-7RM3 matrix, RGGB, Make "ispcli").
-    Each command runs once untimed (warm caches), then --repeats times; medians are reported.
+    Each command runs once untimed (warm caches), then --repeats rounds in which every command
+    runs once (interleaved: the machine's speed drifts); medians are reported.
     Wall time is the whole command; peak RSS is GNU time's %M (the largest single process).
     Other sessions may share the cores: each timed run waits for an idle second, and a run
     during which other processes used > 5% of the machine's CPU is retried (up to 4 times,
@@ -14,7 +15,7 @@
     rawtherapee-cli (RCD, AMaZE) with the neutral profiles of benchmarks/profiles/.
 (b) Batch: --batch variants of the 24 MP scene (rolled by a different offset, cycling through
     the 16 camera x CFA combinations) in one folder; ispcli develop FOLDER with default jobs,
-    pinned to one core (taskset -c 0), --jobs 1 and --jobs 2 (median of --batch-repeats).
+    pinned to one core (taskset -c 0), --jobs 1 and --jobs 2 (median of --batch-repeats rounds).
 (c) Profile: one develop of the 24 MP file in-process with timers around each phase and each
     pipeline stage (summed over all tiles).
 Missing tools are skipped with a message. Table on stdout, JSON in benchmarks/results/speed.json.
@@ -123,11 +124,27 @@ def clean_run(cmd: list[str], log: Path, before=None, attempts: int = 4) -> dict
     return r
 
 
-def repeat(cmd: list[str], n: int, log: Path, before=None) -> dict:
-    measure(cmd, log)  # warm-up: caches, first-run costs; not counted
-    runs = [clean_run(cmd, log, before) for _ in range(n)]
-    med = {k: round(statistics.median(r[k] for r in runs), 3) for k in ("wall_s", "cpu_s", "rss_mb")}
-    return {**med, "runs": [{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in runs]}
+def rounds(cmds: dict[str, list[str]], n: int, log: Path, before: dict | None = None, warm: bool = True,
+           digits: int = 3) -> dict:
+    """Each command once per round, `n` rounds, medians per command. Interleaving matters: this
+    machine's speed drifts by tens of percent over minutes, which back-to-back repeats of one
+    command would charge to that command alone."""
+    before = before or {}
+    if warm:
+        for name, cmd in cmds.items():
+            if before.get(name):
+                before[name]()
+            measure(cmd, log)  # warm-up: caches, first-run costs; not counted
+    runs: dict[str, list] = {name: [] for name in cmds}
+    for _ in range(n):
+        for name, cmd in cmds.items():
+            runs[name].append(clean_run(cmd, log, before.get(name)))
+    out = {}
+    for name, rs in runs.items():
+        med = {k: round(statistics.median(r[k] for r in rs), digits) for k in ("wall_s", "cpu_s", "rss_mb")}
+        out[name] = {**med, "runs": [{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}
+                                     for r in rs]}
+    return out
 
 
 def portable(cmd: list[str], work: Path) -> str:
@@ -230,12 +247,11 @@ def batch(folder: Path, out: Path, log: Path, repeats: int) -> dict:
     configs = {"default jobs": base, "taskset -c 0": ["taskset", "-c", "0"] + base,
                "--jobs 1": base + ["--jobs", "1"], "--jobs 2": base + ["--jobs", "2"]}
     n = len(list(folder.glob("*.dng")))
-    res = {}
-    for name, cmd in configs.items():
-        runs = [clean_run(cmd, log, lambda: shutil.rmtree(out, ignore_errors=True)) for _ in range(repeats)]
-        r = {k: round(statistics.median(x[k] for x in runs), 2) for k in ("wall_s", "cpu_s", "rss_mb")}
-        res[name] = {**r, "files_per_min": round(60 * n / r["wall_s"], 2), "runs": runs}
-        print(f"  batch {name:<14} {r['wall_s']:7.1f} s  {res[name]['files_per_min']:6.2f} files/min", flush=True)
+    fresh = {name: (lambda: shutil.rmtree(out, ignore_errors=True)) for name in configs}
+    res = rounds(configs, repeats, log, fresh, warm=False, digits=2)
+    for name, r in res.items():
+        r["files_per_min"] = round(60 * n / r["wall_s"], 2)
+        print(f"  batch {name:<14} {r['wall_s']:7.1f} s  {r['files_per_min']:6.2f} files/min", flush=True)
     shutil.rmtree(out, ignore_errors=True)
     return res
 
@@ -273,17 +289,20 @@ def main(argv=None) -> int:
         os.link(dng, single)
     with tempfile.TemporaryDirectory(prefix="dtconf-") as conf:
         cmds = single_file_commands(single, out, conf)
+        chosen = {}
         for name in [t.strip() for t in args.tools.split(",") if t.strip() not in ("", "none")]:
             cmd = cmds.get(name, f"unknown tool (choose from {', '.join(cmds)})")
             if isinstance(cmd, str):
                 print(f"skipping {name}: {cmd}", file=sys.stderr)
                 results["single"][name] = {"skipped": cmd}
-                continue
-            shutil.rmtree(out, ignore_errors=True)
-            out.mkdir(parents=True)
-            clean = (lambda: [p.unlink() for p in out.glob("*.tif")]) if name == "darktable-rcd" else None
-            results["single"][name] = {"command": portable(cmd, args.work), **repeat(cmd, args.repeats, log, clean)}
-            r = results["single"][name]
+            else:
+                chosen[name] = cmd
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        # darktable-cli will not overwrite: its output goes before each of its runs
+        before = {"darktable-rcd": lambda: [p.unlink() for p in out.glob("dt*.tif")]}
+        for name, r in rounds(chosen, args.repeats, log, before).items():
+            results["single"][name] = {"command": portable(chosen[name], args.work), **r}
             print(f"  {name:<14} {r['wall_s']:6.2f} s  {r['rss_mb']:7.0f} MB", file=sys.stderr, flush=True)
     if not args.no_profile:
         out.mkdir(parents=True, exist_ok=True)

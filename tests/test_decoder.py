@@ -160,3 +160,29 @@ def test_develop_asks_for_the_first_raw_before_it_imports_torch(tmp_path, monkey
     finally:
         d.close()
     assert code == 0 and seen == [str(SAMPLE)]
+
+
+def test_parallel_workers_are_told_which_raw_to_read_ahead(tmp_path, monkeypatch):
+    import shutil
+
+    from ispcli.cli import batch_run
+    from ispcli.pipeline import executor
+    from ispcli.recipe import Recipe
+
+    card = tmp_path / "card"
+    card.mkdir()
+    for i in range(5):
+        shutil.copy(SAMPLE, card / f"img{i}.kdc")
+    given = []
+    real = executor.run_jobs
+
+    def spy(func, jobs, workers, **kw):
+        given.extend(jobs)
+        return real(func, jobs, workers, **kw)
+
+    monkeypatch.setattr(executor, "run_jobs", spy)
+    code = batch_run.run_batch(batch_run.BatchOptions(inputs=[str(card)], output=str(tmp_path / "out"),
+                                                      recipe=Recipe(), jobs=2, quiet=True))
+    assert code == 0 and len(list((tmp_path / "out").glob("*.jpg"))) == 5
+    names = [job.input for job in given]
+    assert [job.read_ahead for job in given] == names[2:] + [None, None]

@@ -130,6 +130,14 @@ def _execute(todo, opts: BatchOptions, console):
 
         decoder.prestart(opts.timeout, upcoming=[decode_request(job) for job in todo])
 
+    elif workers > 1 and not opts.job_fields.get("cfa") and set(opts.extensions or RAW_EXTENSIONS) & RAW_EXTENSIONS:
+        # Parallel workers each keep a decoder. The pool hands out jobs in order, so the next
+        # one a worker gets is most likely `workers` places on: its decoder reads that one ahead.
+        import dataclasses
+
+        todo = [dataclasses.replace(job, read_ahead=todo[i + workers].input if i + workers < len(todo) else None)
+                for i, job in enumerate(todo)]
+
     def crashed(job, reason):
         return FileResult(job.input, job.output, "failed", error=reason)
 

@@ -171,6 +171,13 @@ def prestart(timeout: float | None = None, upcoming=()) -> None:
         d.expect(upcoming)
 
 
+def read_next(path, **kwargs) -> None:
+    """After the file being read now, decode `path` ahead (a guess: a wrong one costs only the
+    decoding)."""
+    d = _shared()
+    d._upcoming = collections.deque([(str(path), kwargs)])
+
+
 def read_raw_isolated(path, *, timeout: float | None = None, **kwargs):
     """Decode through this process's decoder (started on first use)."""
     return _shared().read(str(path), timeout=timeout, **kwargs)
