@@ -186,3 +186,29 @@ def test_parallel_workers_are_told_which_raw_to_read_ahead(tmp_path, monkeypatch
     assert code == 0 and len(list((tmp_path / "out").glob("*.jpg"))) == 5
     names = [job.input for job in given]
     assert [job.read_ahead for job in given] == names[2:] + [None, None]
+
+
+class Interrupt(BaseException):
+    pass
+
+
+def test_a_read_interrupted_mid_reply_leaves_no_half_read_pipe(monkeypatch):
+    d = decoder.Decoder()
+    try:
+        d.read(str(SAMPLE))
+        d.expect([(str(SAMPLE), {})])
+        conn = d._conn
+        real_recv = conn.recv
+
+        def interrupted():
+            conn._recv(4)                                            # the reply is left half read
+            raise Interrupt
+
+        monkeypatch.setattr(conn, "recv", interrupted)
+        with pytest.raises(Interrupt):
+            d.read(str(SAMPLE))
+        monkeypatch.setattr(conn, "recv", real_recv)
+        assert d._proc is None                                       # that decoder is gone
+        assert d.read(str(SAMPLE)).kind == "bayer"                  # a fresh one reads in step
+    finally:
+        d.close()

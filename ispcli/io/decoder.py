@@ -113,6 +113,10 @@ class Decoder:
             status, value = self._conn.recv()
         except (EOFError, OSError):
             raise RawReadError(path, _death(self._stop(kill=False))) from None
+        except BaseException:
+            # interrupted (SIGTERM, Ctrl-C) in the middle of a reply: the pipe is out of step
+            self._stop(kill=True)
+            raise
         self._pending = None
         return status, value
 

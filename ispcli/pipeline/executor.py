@@ -32,12 +32,33 @@ def _init_worker(jobs: int, in_child: bool = True) -> None:
     set_cpu_threads(jobs)
     if in_child:
         import signal
-        import sys
 
         # The parent decides when to stop; a terminated worker unwinds (its `finally`
         # blocks delete temporary files) instead of vanishing.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        signal.signal(signal.SIGTERM, _terminated)
+        # A worker's results are all sent when it is told to stop; skipping the interpreter's
+        # teardown (0.4 s with torch loaded) shortens the end of every batch. Registered last,
+        # so it runs first; the decoder process sees the pipe close and ends too.
+        import atexit
+
+        atexit.register(_exit_at_once)
+
+
+_exit_code = 0
+
+
+def _terminated(signum, frame) -> None:
+    global _exit_code
+    _exit_code = 143
+    raise SystemExit(143)
+
+
+def _exit_at_once() -> None:
+    from ispcli.io import decoder
+
+    decoder.shutdown()
+    os._exit(_exit_code)
 
 
 def _new_pool(workers: int) -> ProcessPoolExecutor:
