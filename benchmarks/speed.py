@@ -241,11 +241,13 @@ def profile(dng: Path, out: Path) -> dict:
             "foreign_cpu_s": round(foreign, 2), "attempts": attempt + 1}
 
 
-def batch(folder: Path, out: Path, log: Path, repeats: int) -> dict:
+def batch(folder: Path, out: Path, log: Path, repeats: int, ray: bool = False) -> dict:
     ispcli = shutil.which("ispcli") or str(Path(sys.executable).parent / "ispcli")
     base = [ispcli, "develop", str(folder), "-o", str(out), "-f", "tif", "--bits", "16", "--overwrite", "-q"]
     configs = {"default jobs": base, "taskset -c 0": ["taskset", "-c", "0"] + base,
                "--jobs 1": base + ["--jobs", "1"], "--jobs 2": base + ["--jobs", "2"]}
+    if ray:  # a local Ray instance of 1 and 2 workers (its start-up included)
+        configs.update({f"ray --jobs {n}": base + ["--executor", "ray", "--jobs", str(n)] for n in (1, 2)})
     n = len(list(folder.glob("*.dng")))
     fresh = {name: (lambda: shutil.rmtree(out, ignore_errors=True)) for name in configs}
     res = rounds(configs, repeats, log, fresh, warm=False, digits=2)
@@ -266,6 +268,7 @@ def main(argv=None) -> int:
                     help="single-file commands to time ('none': skip)")
     ap.add_argument("--batch", type=int, default=20, help="files in the batch folder (0: skip the batch test)")
     ap.add_argument("--batch-repeats", type=int, default=1)
+    ap.add_argument("--ray", action="store_true", help="also time the batch on a local Ray instance")
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--results", type=Path, default=HERE / "results" / "speed.json")
     args = ap.parse_args(argv)
@@ -309,7 +312,7 @@ def main(argv=None) -> int:
         results["profile"] = profile(single, out)
     if args.batch:
         results["batch"] = {"files": args.batch, "what": "24 MP variants (rolled scene, camera x CFA cycling)",
-                            **batch(folder, out, log, args.batch_repeats)}
+                            **batch(folder, out, log, args.batch_repeats, args.ray)}
     report(results)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(results, indent=1) + "\n")
@@ -350,7 +353,7 @@ def report(res: dict) -> None:
     if "batch" in res:
         b = res["batch"]
         print(f"\nbatch of {b['files']} files ({b['what']}):")
-        for k in ("default jobs", "taskset -c 0", "--jobs 1", "--jobs 2"):
+        for k in [k for k in b if isinstance(b[k], dict)]:
             print(f"  {k:<14}{b[k]['wall_s']:>8.1f} s {b[k]['files_per_min']:>7.2f} files/min "
                   f"{b[k]['cpu_s']:>7.1f} CPU s  largest process {b[k]['rss_mb']:.0f} MB")
         ratio = b["taskset -c 0"]["wall_s"] / b["default jobs"]["wall_s"]

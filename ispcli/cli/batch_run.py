@@ -39,6 +39,10 @@ class BatchOptions:
     verb: str = "developed"
     # the progress bar's label
     activity: str = "developing"
+    # where jobs run: "local" (this machine's processes) or "ray" (a Ray cluster at `address`,
+    # a local Ray instance without one)
+    executor: str = "local"
+    address: str | None = None
     # extra per-job settings (Job fields), e.g. {"cfa": "RGGB"}
     job_fields: dict = field(default_factory=dict)
 
@@ -96,6 +100,13 @@ def run_batch(opts: BatchOptions) -> int:
                 break           # every later output would fail the same way: stop early
     except (KeyboardInterrupt, Interrupted) as exc:
         code = exc.code if isinstance(exc, Interrupted) else EXIT_INTERRUPTED
+    except RuntimeError as exc:
+        from ispcli.pipeline.ray_executor import RayUnavailable
+
+        if not isinstance(exc, RayUnavailable):
+            raise
+        console.print(f"ispcli: error: {exc}", markup=False)
+        return EXIT_FAILED
     finally:
         signal.signal(signal.SIGTERM, old)
     if code == EXIT_OK:
@@ -120,7 +131,15 @@ def _execute(todo, opts: BatchOptions, console):
 
     worker = opts.worker or develop_file
     workers = opts.jobs or auto_jobs(len(todo))
-    if todo and (workers <= 1 or len(todo) <= 1) and not opts.job_fields.get("cfa") \
+    run = run_jobs
+    if opts.executor == "ray":
+        from ispcli.pipeline.ray_executor import run_jobs_ray
+
+        gpus = 1.0 if (opts.recipe.device or "").startswith("cuda") else 0.0
+
+        def run(func, jobs, workers, on_crash):  # the same contract, on a Ray cluster
+            return run_jobs_ray(func, jobs, address=opts.address, cpus=opts.jobs, gpus=gpus, on_crash=on_crash)
+    elif todo and (workers <= 1 or len(todo) <= 1) and not opts.job_fields.get("cfa") \
             and set(opts.extensions or RAW_EXTENSIONS) & RAW_EXTENSIONS:
         # this process decodes: start its decoder now and let it read ahead, so that its
         # start-up and the first file's decoding overlap torch's import, and each later
@@ -129,7 +148,6 @@ def _execute(todo, opts: BatchOptions, console):
         from ispcli.pipeline.jobs import decode_request
 
         decoder.prestart(opts.timeout, upcoming=[decode_request(job) for job in todo])
-
     elif workers > 1 and not opts.job_fields.get("cfa") and set(opts.extensions or RAW_EXTENSIONS) & RAW_EXTENSIONS:
         # Parallel workers each keep a decoder. The pool hands out jobs in order, so the next
         # one a worker gets is most likely `workers` places on: its decoder reads that one ahead.
@@ -143,7 +161,7 @@ def _execute(todo, opts: BatchOptions, console):
 
     show_bar = not opts.quiet and sys.stderr.isatty() and todo
     if not show_bar:
-        yield from run_jobs(worker, todo, workers, on_crash=crashed)
+        yield from run(worker, todo, workers, on_crash=crashed)
         return
     from rich.progress import (
         BarColumn,
@@ -158,7 +176,7 @@ def _execute(todo, opts: BatchOptions, console):
                   transient=True) as bar:
         task = bar.add_task(opts.activity, total=len(todo), rate="")
         t0, mp = time.perf_counter(), 0.0
-        for r in run_jobs(worker, todo, workers, on_crash=crashed):
+        for r in run(worker, todo, workers, on_crash=crashed):
             mp += r.megapixels
             rate = mp / max(1e-6, time.perf_counter() - t0)
             bar.update(task, advance=1, rate=f"{rate:.1f} MP/s")

@@ -32,6 +32,27 @@ RECURSIVE = typer.Option(False, "-r", "--recursive", help="Descend into sub-fold
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace existing outputs (default: skip them).",
                          rich_help_panel=RUN)
 JOBS = typer.Option(0, "-j", "--jobs", metavar="N", help="Parallel workers (0 = auto).", rich_help_panel=RUN)
+EXECUTOR = typer.Option("local", "--executor", metavar="local|ray",
+                        help="Where files are processed: this machine's worker processes, or Ray tasks "
+                             "(pip install 'ispcli[ray]'; inputs and output on storage every node sees).",
+                        rich_help_panel=RUN)
+ADDRESS = typer.Option(None, "--address", metavar="ADDR",
+                       help="--executor ray: the cluster to join (ray://host:10001, host:6379 or auto); "
+                            "default: a Ray instance on this machine with --jobs workers.", rich_help_panel=RUN)
+
+
+def check_executor(executor: str, address: str | None) -> None:
+    """`--executor`/`--address` as usage errors, before anything starts."""
+    import importlib.util
+
+    from ispcli.cli.output import usage_error
+
+    if executor not in ("local", "ray"):
+        usage_error(f"--executor {executor!r}: expected local or ray")
+    if executor == "local" and address:
+        usage_error("--address is for --executor ray")
+    if executor == "ray" and importlib.util.find_spec("ray") is None:
+        usage_error("--executor ray needs Ray, which is not installed: pip install 'ispcli[ray]'")
 TILE = typer.Option(None, "--tile", metavar="PIXELS", help="Tile size (0 = auto); never changes the result.",
                     rich_help_panel=RUN)
 DEVICE = typer.Option(None, "--device", metavar="auto|cpu|cuda|mps", help="Compute device.", show_default="auto",

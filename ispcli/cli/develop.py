@@ -121,6 +121,8 @@ def develop(
                                       help="Compute device.  [default: auto]", rich_help_panel=_RUN),
     max_megapixels: float = common.MAX_MEGAPIXELS,
     timeout: float = common.TIMEOUT,
+    executor: str = common.EXECUTOR,
+    address: str | None = common.ADDRESS,
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress or summary (errors still shown).",
                                rich_help_panel=_RUN),
     json_out: bool = typer.Option(False, "--json", help="One JSON object per file on stdout.",
@@ -148,7 +150,8 @@ def develop(
         usage_error(f"--max-megapixels {max_megapixels}: expected a positive number")
     if not timeout > 0:
         usage_error(f"--timeout {timeout}: expected a positive number of seconds")
+    common.check_executor(executor, address)
     opts = BatchOptions(inputs=inputs, output=str(output), recipe=r, recursive=recursive,
                         overwrite=overwrite, jobs=jobs, sidecar=sidecar, quiet=quiet, json=json_out,
-                        max_megapixels=max_megapixels, timeout=timeout)
+                        max_megapixels=max_megapixels, timeout=timeout, executor=executor, address=address)
     raise typer.Exit(run_batch(opts))
