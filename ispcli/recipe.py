@@ -85,6 +85,7 @@ class Recipe:
     # execution (does not change pixels, kept for the record)
     tile: int = 0
     device: str = "auto"
+    compile: bool = False            # learned stages through torch.compile
     version: int = RECIPE_VERSION
     extra: dict = field(default_factory=dict, compare=False)
 

@@ -116,3 +116,19 @@ def test_develop_refuses_a_corrupt_weight_file(tiny_weights, tmp_path):
     synthetic_raw_file(src / "a.dng", natural_image(64, 64))
     r = run_cli("develop", str(src), "-o", str(tmp_path / "out"), "--denoise", "tiny-raw-denoise")
     assert r.returncode == 2 and "sha256" in r.stderr
+
+
+def test_compiled_stages_give_the_eager_result(tiny_weights):
+    """--compile changes speed only: torch.compile of a model (dynamic shapes) gives what the
+    eager model gives, on the main tile shape and on an edge tile's."""
+    img = natural_image(200, 168, seed=4)
+    eager = learned.deblur_stage("tiny-deblur", device=torch.device("cpu"))
+    compiled = learned.deblur_stage("tiny-deblur", device=torch.device("cpu"), compile=True)
+    a, b = {}, {}
+    runner.run(Pipeline([eager]), img, lambda t, o: a.__setitem__((t.y0, t.x0), o.clone()),
+               device=torch.device("cpu"), tile=128)
+    runner.run(Pipeline([compiled]), img, lambda t, o: b.__setitem__((t.y0, t.x0), o.clone()),
+               device=torch.device("cpu"), tile=128)
+    assert a.keys() == b.keys() and len(a) == 4
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)

@@ -37,6 +37,7 @@ def dehaze(
     tile: int | None = common.TILE,
     device: str | None = common.DEVICE,
     precision: str | None = common.PRECISION,
+    compile_models: bool | None = common.COMPILE,
     quiet: bool = common.QUIET,
     json_out: bool = common.JSON,
 ) -> None:
@@ -44,4 +45,4 @@ def dehaze(
         "dehaze", inputs=inputs, output=output, jobs=jobs, recursive=recursive, overwrite=overwrite,
         quiet=quiet, json_out=json_out, model=model, preferred=PREFERRED_MODEL, fallback=CLASSICAL,
         overrides={"format": fmt, "bits": bits, "quality": quality, "name": name,
-                   "tile": tile, "device": device, "precision": precision}))
+                   "tile": tile, "device": device, "precision": precision, "compile": compile_models}))

@@ -63,6 +63,7 @@ def demosaic(
     tile: Optional[int] = common.TILE,
     device: Optional[str] = common.DEVICE,
     precision: Optional[str] = common.PRECISION,
+    compile_models: bool | None = common.COMPILE,
     max_megapixels: float = common.MAX_MEGAPIXELS,
     timeout: float = common.TIMEOUT,
     quiet: bool = common.QUIET,
@@ -81,7 +82,8 @@ def demosaic(
         usage_error(f"--timeout {timeout:g}: expected a positive number of seconds")
     _check_method(method)
     r = common.build_recipe({"format": "tif", "bits": 0 if bits is None else bits, "demosaic": method,
-                             "name": name, "tile": tile, "device": device, "precision": precision}, jobs)
+                             "name": name, "tile": tile, "device": device, "precision": precision,
+                             "compile": compile_models}, jobs)
     from ispcli.pipeline.image_jobs import demosaic_file
 
     opts = BatchOptions(inputs=inputs, output=str(output), recipe=r, recursive=recursive, overwrite=overwrite,

@@ -48,6 +48,7 @@ def denoise(
     tile: Optional[int] = common.TILE,
     device: Optional[str] = common.DEVICE,
     precision: Optional[str] = common.PRECISION,
+    compile_models: bool | None = common.COMPILE,
     quiet: bool = common.QUIET,
     json_out: bool = common.JSON,
 ) -> None:
@@ -60,7 +61,7 @@ def denoise(
     r = common.build_recipe({
         "format": common.normalise_format(fmt) or "same", "bits": 0 if bits is None else bits,
         "quality": quality, "name": name, "sigma": -1.0 if sigma is None else float(sigma),
-        "tile": tile, "device": device, "precision": precision,
+        "tile": tile, "device": device, "precision": precision, "compile": compile_models,
     }, jobs)
     if model is None:
         model = common.default_model("denoise", PREFERRED_MODEL, "--model")

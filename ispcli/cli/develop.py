@@ -97,6 +97,7 @@ def develop(
     precision: str | None = typer.Option(None, "--precision", metavar="auto|fp32|fp16|bf16",
                                          help="Arithmetic of learned stages on a GPU (the CPU always uses "
                                               "fp32).  [default: auto = fp16 on CUDA]", rich_help_panel=_RUN),
+    compile_models: bool | None = common.COMPILE,
     color_space: str | None = typer.Option(None, "--color-space", metavar=_choice(COLOR_SPACE_NAMES),
                                            help="Output colour space (its ICC profile is embedded).  "
                                                 "[default: srgb]", rich_help_panel=_PROC),
@@ -134,7 +135,7 @@ def develop(
         "format": fmt, "bits": bits, "quality": quality, "name": name, "wb": wb,
         "highlights": highlights, "demosaic": demosaic, "color_space": color_space,
         "denoise": denoise, "deblur": deblur, "dehaze": dehaze, "enhance": enhance, "strength": strength,
-        "precision": precision,
+        "precision": precision, "compile": compile_models,
         "exposure": exposure, "auto_exposure": auto_exposure, "look": look, "tile": tile, "device": device,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}

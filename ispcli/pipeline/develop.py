@@ -176,12 +176,12 @@ def restore_stages(recipe: Recipe, airlight, device: torch.device, *, deblur: bo
     stages = []
     if deblur and recipe.deblur != "none":
         stages.append(learned.deblur_stage(recipe.deblur, device=device, precision=recipe.precision,
-                                           encoded=False))
+                                           compile=recipe.compile, encoded=False))
     if recipe.dehaze == "dcp":
         stages.append(learned.dcp_stage(airlight, encoded=False))
     elif recipe.dehaze != "none":
         stages.append(learned.dehaze_stage(recipe.dehaze, airlight, device=device, precision=recipe.precision,
-                                           encoded=False))
+                                           compile=recipe.compile, encoded=False))
     return stages
 
 
@@ -224,12 +224,12 @@ def build_pipeline(raw: RawImage, recipe: Recipe, analysis: Analysis, *, float_o
 
             stages.append(learned.raw_denoise_stage(recipe.denoise, cfa, gains, analysis.noise["shot"],
                                                     analysis.noise["read"], device=device,
-                                                    precision=recipe.precision))
+                                                    precision=recipe.precision, compile=recipe.compile))
         if recipe.demosaic.startswith("net:"):
             from ispcli.pipeline import learned
 
             stages.append(learned.demosaic_stage(recipe.demosaic[4:], cfa, device=device,
-                                                 precision=recipe.precision))
+                                                 precision=recipe.precision, compile=recipe.compile))
         else:
             method = recipe.demosaic if raw.kind == "bayer" else "bilinear" if recipe.demosaic == "bilinear" \
                 else "default"
@@ -258,5 +258,5 @@ def build_pipeline(raw: RawImage, recipe: Recipe, analysis: Analysis, *, float_o
         from ispcli.pipeline import learned
 
         stages.append(learned.enhance_stage(recipe.enhance, analysis.enhance, recipe.strength, device=device,
-                                            precision=recipe.precision))
+                                            precision=recipe.precision, compile=recipe.compile))
     return Pipeline(stages)

@@ -127,7 +127,8 @@ def _denoise_plan(image: np.ndarray, scale: float, recipe: Recipe, device, resul
             warnings.simplefilter("ignore", UserWarning)
             sigma = estimate_sigma(image) * scale * 255.0
     result.sigma = round(float(sigma), 2)
-    return learned.denoise_stage(recipe.model, sigma / 255.0, device=device, precision=recipe.precision)
+    return learned.denoise_stage(recipe.model, sigma / 255.0, device=device, precision=recipe.precision,
+                                 compile=recipe.compile)
 
 
 def _dehaze_plan(image: np.ndarray, scale: float, recipe: Recipe, device, result: FileResult):
@@ -138,13 +139,14 @@ def _dehaze_plan(image: np.ndarray, scale: float, recipe: Recipe, device, result
     airlight = image_airlight(analysis_copy(image, scale))[0]
     if recipe.model == "dcp":
         return learned.dcp_stage(airlight)
-    return learned.dehaze_stage(recipe.model, airlight, device=device, precision=recipe.precision)
+    return learned.dehaze_stage(recipe.model, airlight, device=device, precision=recipe.precision,
+                                compile=recipe.compile)
 
 
 def _deblur_plan(image: np.ndarray, scale: float, recipe: Recipe, device, result: FileResult):
     from ispcli.pipeline import learned
 
-    return learned.deblur_stage(recipe.model, device=device, precision=recipe.precision)
+    return learned.deblur_stage(recipe.model, device=device, precision=recipe.precision, compile=recipe.compile)
 
 
 def _enhance_plan(image: np.ndarray, scale: float, recipe: Recipe, device, result: FileResult):
@@ -155,7 +157,8 @@ def _enhance_plan(image: np.ndarray, scale: float, recipe: Recipe, device, resul
     model = registry.load(recipe.model, task="enhance", domain="display")
     params = learned.enhance_params(model, analysis_copy(image, scale), device=device,
                                     precision=recipe.precision)
-    return learned.enhance_stage(model, params, recipe.strength, device=device, precision=recipe.precision)
+    return learned.enhance_stage(model, params, recipe.strength, device=device, precision=recipe.precision,
+                                 compile=recipe.compile)
 
 
 def stage_array(image: np.ndarray, scale: float, stage, bits: int, *, device, tile: int = 0) -> np.ndarray:
@@ -216,7 +219,8 @@ def enhance_file(job: Job) -> FileResult:
 
 # ---- demosaic -----------------------------------------------------------------------------------
 
-def _demosaic_stage(method: str, cfa, kind: str, *, device, precision: str, encoded: bool, warnings: list):
+def _demosaic_stage(method: str, cfa, kind: str, *, device, precision: str, encoded: bool, warnings: list,
+                    compile: bool = False):
     """The demosaic stage for `method` (classical name or net:NAME) and the CFA period."""
     import torch
 
@@ -226,7 +230,8 @@ def _demosaic_stage(method: str, cfa, kind: str, *, device, precision: str, enco
 
     period = len(cfa)
     if method.startswith("net:"):
-        return learned.demosaic_stage(method[4:], cfa, device=device, precision=precision, encoded=encoded), period
+        return learned.demosaic_stage(method[4:], cfa, device=device, precision=precision, encoded=encoded,
+                                      compile=compile), period
     if kind != "bayer" and method not in ("default", "bilinear"):
         warnings.append(f"--method {method} is for Bayer mosaics; this X-Trans file used default")
         method = "default"
@@ -258,7 +263,7 @@ def _demosaic_raw(job: Job, result: FileResult):
     levels = Stage("levels", Domain.counts, Domain.mosaic,
                    lambda x: normalize_levels(x, cfa_plane(black.to(x.device), x.shape[-2], x.shape[-1]), white))
     stage, align = _demosaic_stage(r.demosaic, raw.cfa.tolist(), raw.kind, device=device, precision=r.precision,
-                                   encoded=False, warnings=result.warnings)
+                                   encoded=False, warnings=result.warnings, compile=r.compile)
     bits = r.bits or 16
     canvas = Canvas(raw.height, raw.width, raw.orientation, bits)
     runner.run(Pipeline([levels, stage]), raw.data, canvas, device=device, tile=r.tile, align=align)
@@ -287,7 +292,8 @@ def _demosaic_mosaic_image(job: Job, result: FileResult):
     r = job.recipe
     device = resolve_device(r.device)
     stage, align = _demosaic_stage(r.demosaic, CFA_PATTERNS[job.cfa], "bayer", device=device,
-                                   precision=r.precision, encoded=True, warnings=result.warnings)
+                                   precision=r.precision, encoded=True, warnings=result.warnings,
+                                   compile=r.compile)
     stages = ([_levels(scale, Domain.mosaic)] if scale != 1.0 else []) + [stage]
     canvas = Canvas(image.shape[0], image.shape[1], 1, r.bits or in_bits)
     runner.run(Pipeline(stages), image[..., 0], canvas, device=device, tile=r.tile, align=align)
