@@ -35,10 +35,10 @@ COMMANDS = {
 
 def make_dng(scene: np.ndarray, megapixels: float, path: Path) -> tuple[int, int]:
     import cv2
+    from make_synthetic_dngs import synthesize
 
     from ispcli.io.dng import write_dng
     from ispcli.train import unprocess as up
-    from make_synthetic_dngs import synthesize
 
     h0, w0 = scene.shape[:2]
     k = (megapixels * 1e6 / (h0 * w0)) ** 0.5

@@ -126,6 +126,11 @@ class Decoder:
         if self._pending is None and self._upcoming:
             self._send(*self._upcoming.popleft())
 
+    def then(self, path: str, kwargs: dict) -> None:
+        """After the read about to be made, decode `path` ahead (a guess: a wrong one costs
+        only its decoding). Unlike `expect`, nothing is sent now."""
+        self._upcoming = collections.deque([(str(path), dict(kwargs))])
+
     def read(self, path: str, timeout: float | None = None, **kwargs):
         """`read_raw(path, **kwargs)` in the decoder process; every failure is a `RawReadError`."""
         limit = self.timeout if timeout is None else timeout
@@ -176,10 +181,8 @@ def prestart(timeout: float | None = None, upcoming=()) -> None:
 
 
 def read_next(path, **kwargs) -> None:
-    """After the file being read now, decode `path` ahead (a guess: a wrong one costs only the
-    decoding)."""
-    d = _shared()
-    d._upcoming = collections.deque([(str(path), kwargs)])
+    """After the next read, this process's decoder decodes `path` ahead (`Decoder.then`)."""
+    _shared().then(path, kwargs)
 
 
 def read_raw_isolated(path, *, timeout: float | None = None, **kwargs):
