@@ -76,5 +76,6 @@ def run_jobs_ray(func: Callable, jobs: Iterable, *, address: str | None = None, 
                         raise
                     yield on_crash(job, f"Ray worker died while processing it ({type(exc).__name__})")
     finally:
+        # not force: a running task gets KeyboardInterrupt and unwinds, deleting its temporary file
         for ref in pending:
-            ray.cancel(ref, force=True)
+            ray.cancel(ref)
