@@ -212,3 +212,19 @@ def test_a_read_interrupted_mid_reply_leaves_no_half_read_pipe(monkeypatch):
         assert d.read(str(SAMPLE)).kind == "bayer"                  # a fresh one reads in step
     finally:
         d.close()
+
+
+def slow_decode(path, **kwargs):
+    time.sleep(1.0)
+    return path
+
+
+def test_a_decoder_whose_parent_stopped_mid_decode_exits_quietly(capfd):
+    # Ctrl-C while a read-ahead decodes: the parent closes its end, the reply has nowhere to go.
+    d = decoder.Decoder(slow_decode)
+    d.expect([("card/IMG_0002.CR2", {})])
+    proc = d._proc
+    d._conn.close()
+    proc.join(10)
+    assert proc.exitcode == 0
+    assert "Traceback" not in capfd.readouterr().err

@@ -41,7 +41,10 @@ def _serve(conn, func: Callable) -> None:
             reply = ("error", exc)
         except Exception as exc:  # noqa: BLE001 - a bug in our reader is still one file's failure
             reply = ("error", RawReadError(path, f"cannot decode ({type(exc).__name__}: {exc})"))
-        conn.send(reply)
+        try:
+            conn.send(reply)
+        except OSError:                               # the parent stopped (Ctrl-C) while we decoded
+            return
 
 
 def _death(exitcode: int | None) -> str:
