@@ -228,3 +228,24 @@ def test_a_decoder_whose_parent_stopped_mid_decode_exits_quietly(capfd):
     proc.join(10)
     assert proc.exitcode == 0
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_large_mosaic_comes_back_through_shared_memory_unchanged(tmp_path):
+    import mmap
+
+    import numpy as np
+    from conftest import natural_image, synthetic_raw_file
+
+    from ispcli.io.raw import read_raw
+
+    path = tmp_path / "big.dng"
+    synthetic_raw_file(path, natural_image(1024, 1536))            # 3 MB of mosaic
+    d = decoder.Decoder()
+    try:
+        for _ in range(2):                                           # and the pipe stays in step
+            raw = d.read(str(path))
+            assert isinstance(raw.data.base, mmap.mmap)
+            np.testing.assert_array_equal(raw.data, read_raw(str(path)).data)
+            raw.data[0, 0] += 1                                      # a private, writable array
+    finally:
+        d.close()

@@ -210,12 +210,24 @@ def encode(x, space: str | ColorSpace, *, nonnegative: bool = False) -> torch.Te
     if cs.is_linear:
         return x.clone()
     if nonnegative:
-        pw = x.clamp_min(max(cs.threshold, _POW_FLOOR)).pow_(1.0 / cs.gamma).mul_(cs.alpha).sub_(cs.alpha - 1.0)
-        return torch.where(x <= cs.threshold, x * cs.slope, pw)
-    a = x.abs()
+        return _encode_magnitude(x, cs)
+    return torch.copysign(_encode_magnitude(x.abs(), cs), x)
+
+
+def _encode_magnitude(a, cs: ColorSpace):
+    """`encode` of a >= 0. pow() and torch.where are the output stage's slowest kernels on a
+    CPU (3x and ~20x a clamp): exp2(log2) computes the same power, and the two pieces are
+    blended with a 0/1 mask made by sign(), which gives each piece's value exactly."""
+    import torch
+
     floor = max(cs.threshold, _POW_FLOOR)
-    pw = cs.alpha * a.clamp_min(floor).pow(1.0 / cs.gamma) - (cs.alpha - 1.0)
-    return torch.copysign(torch.where(a <= cs.threshold, a * cs.slope, pw), x)
+    above = (a - cs.threshold).sign_().clamp_min_(0)           # 1 above the knee, else 0
+    if torch.is_grad_enabled() and a.requires_grad:
+        pw = cs.alpha * torch.exp2(torch.log2(a.clamp_min(floor)) / cs.gamma) - (cs.alpha - 1.0)
+        return (a * cs.slope) * (1 - above) + pw * above
+    pw = a.clamp_min(floor).log2_().mul_(1.0 / cs.gamma).exp2_().mul_(cs.alpha).sub_(cs.alpha - 1.0)
+    lin = a * cs.slope
+    return lin.sub_(lin * above).addcmul_(pw, above)
 
 
 def decode(x, space: str | ColorSpace) -> torch.Tensor:

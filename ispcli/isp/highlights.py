@@ -30,7 +30,8 @@ def _clipped_weight(rgb: torch.Tensor, gains: torch.Tensor) -> torch.Tensor:
     """0 well below any channel's ceiling, 1 at it; smooth so no edge is drawn around it."""
     ceiling = gains.to(rgb.device, torch.float32).view(1, 3, 1, 1)
     frac = (rgb / ceiling).amax(1, keepdim=True)
-    return ((frac - 0.85) / 0.15).clamp(0, 1).pow(2)
+    w = frac.sub_(0.85).div_(0.15).clamp_(0, 1)
+    return w.mul_(w)
 
 
 def blend_highlights(rgb: torch.Tensor, gains: torch.Tensor) -> torch.Tensor:

@@ -39,8 +39,9 @@ def auto_exposure_ev(linear_preview: torch.Tensor, luminance: torch.Tensor,
 
 def _rolloff(m: torch.Tensor) -> torch.Tensor:
     k = ROLLOFF_KNEE
-    over = (m - k).clamp_min(0) / (1 - k)
-    return torch.where(m < k, m, k + (1 - k) * (1 - torch.exp(-over)))
+    over = (m - k).clamp_min(0).mul_(-1 / (1 - k))
+    # below the knee `over` is 0 and the second term vanishes (no torch.where: slow on CPU)
+    return m.clamp_max(k).add_(torch.exp_(over).neg_().add_(1), alpha=1 - k)
 
 
 def tone_default(x: torch.Tensor, space: str) -> torch.Tensor:
