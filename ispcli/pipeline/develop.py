@@ -52,11 +52,16 @@ def binned_preview(raw: RawImage, max_pixels: int = PREVIEW_PIXELS) -> torch.Ten
     p = raw.cfa.shape[0]
     hb, wb = raw.height // p, raw.width // p
     k = max(1, int(np.sqrt(hb * wb / max_pixels)))
-    blocks = data[: hb * p, : wb * p].reshape(hb, p, wb, p)[::k, :, ::k, :].astype(np.float32)
-    blocks = (blocks - raw.black[None, :, None, :]) / (raw.white - raw.black[None, :, None, :])
-    sites = blocks.transpose(0, 2, 1, 3)  # (h, w, p, p): one CFA period per pixel
-    planes = [sites[:, :, raw.cfa == c].mean(axis=-1) for c in range(3)]
-    return torch.from_numpy(np.stack(planes)).unsqueeze(0).float()
+    h, w = -(-hb // k), -(-wb // k)
+    sums = np.zeros((3, h, w), np.float32)
+    # each CFA site of every k-th period is one strided slice: no copy of the frame
+    for i in range(p):
+        for j in range(p):
+            black = np.float32(raw.black[i, j])
+            site = data[i: hb * p: p * k, j: wb * p: p * k].astype(np.float32)
+            sums[raw.cfa[i, j]] += (site - black) / (np.float32(raw.white) - black)
+    counts = np.bincount(raw.cfa.ravel(), minlength=3).astype(np.float32)
+    return torch.from_numpy(sums / counts[:, None, None]).unsqueeze(0)
 
 
 def choose_white_balance(raw: RawImage, recipe: Recipe, preview: torch.Tensor) -> tuple[np.ndarray, str, list[str]]:
