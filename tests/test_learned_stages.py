@@ -3,6 +3,7 @@ CFA order works, the noise level is recorded, bad models are refused before a ba
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -45,11 +46,12 @@ def test_raw_stages_tiles_equal_whole_frame_for_every_cfa_order(tiny_weights, or
         assert _tiled(Pipeline([stage]), mosaic, tile=62, align=2) < 1e-4, stage.name
 
 
+@pytest.mark.parametrize("demosaic", ["net:tiny-demosaic", "default"])
 @pytest.mark.parametrize("order", list(BAYER))
-def test_develop_with_learned_stages_tiles_equal_whole_frame(tiny_weights, order):
+def test_develop_with_learned_stages_tiles_equal_whole_frame(tiny_weights, order, demosaic):
     raw = fake_raw(cfa=BAYER[order])
     raw.exif.iso = 3200
-    recipe = Recipe(denoise="tiny-raw-denoise", demosaic="net:tiny-demosaic", look="neutral")
+    recipe = Recipe(denoise="tiny-raw-denoise", demosaic=demosaic, look="neutral")
     analysis = develop.analyse(raw, recipe)
     assert analysis.noise["source"] == "ISO 3200"
     pipe = develop.build_pipeline(raw, recipe, analysis, float_output=True, device=CPU)
@@ -139,3 +141,28 @@ def test_compiled_stages_give_the_eager_result(tiny_weights, tmp_path):
         outs[flag] = read_image(tmp_path / flag / "a.png")[0].astype(np.int32)
     assert any(caches["--compile"].rglob("*")) and not caches["--no-compile"].exists()   # it did compile
     assert np.abs(outs["--compile"] - outs["--no-compile"]).max() <= 1   # 16-bit steps
+
+
+def test_stages_after_the_last_network_work_on_little_more_than_the_tile(tiny_weights):
+    # the classical stages behind a raw denoiser must not pay for the network's wide halo
+    raw = fake_raw(cfa=BAYER["RGGB"])
+    raw.exif.iso = 3200
+    recipe = Recipe(denoise="tiny-raw-denoise", look="neutral")
+    pipe = develop.build_pipeline(raw, recipe, develop.analyse(raw, recipe), float_output=True, device=CPU)
+    seen = {}
+
+    def spy(stage):
+        def fn(x):
+            seen[stage.name] = tuple(x.shape[-2:])
+            return stage.fn(x)
+        return dataclasses.replace(stage, fn=fn)
+
+    spied = Pipeline([spy(s) for s in pipe.stages])
+    halo, later = pipe.halo, sum(s.halo for s in pipe.stages[3:])
+    x = torch.rand(1, 1, 64 + 2 * halo, 64 + 2 * halo)
+    with torch.inference_mode():
+        out, (top, left) = spied.apply(x, (halo,) * 4, align=2)
+        expected = pipe(x)[..., halo:halo + 64, halo:halo + 64]
+    assert seen["raw_denoise"] == (64 + 2 * halo,) * 2
+    assert max(seen["demosaic"]) <= 64 + 2 * (later + 2)                 # cropped to what is left
+    assert torch.equal(out[..., top:top + 64, left:left + 64], expected)

@@ -46,13 +46,13 @@ def _extra_context(owned: int, halo: int, align: int) -> int:
 
 
 def _region(source: np.ndarray, t: Tile, halo: int, extend: bool,
-            align: int = 1) -> tuple[np.ndarray, tuple[int, int]]:
+            align: int = 1) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The pixels tile `t` reads, as float32 (H, W[, C]); with `extend`, the context missing
     at the frame's edges is filled by reflection so every tile sees `halo` pixels around it
-    (more where the region would be small, see MIN_EXTENDED_REGION). Also the (top, left)
-    offset of `t.crop` in the region returned."""
+    (more where the region would be small, see MIN_EXTENDED_REGION). Also the margins (top,
+    left, bottom, right) of context around the tile's own part in the region returned."""
     part = source[t.ry0:t.ry1, t.rx0:t.rx1]
-    top = left = 0
+    top, left = t.y0 - t.ry0, t.x0 - t.rx0
     if extend and halo:
         height, width = source.shape[:2]
         hy = halo + _extra_context(t.y1 - t.y0, halo, align)
@@ -66,10 +66,12 @@ def _region(source: np.ndarray, t: Tile, halo: int, extend: bool,
             pad = [(pad_top, pad_bottom), (pad_left, pad_right)] + [(0, 0)] * (part.ndim - 2)
             # reflect needs more than one pixel; a 1-pixel frame repeats its only pixel
             part = np.pad(part, pad, mode="reflect" if min(part.shape[:2]) > 1 else "edge")
-        top, left = hy - (t.y0 - t.ry0), hx - (t.x0 - t.rx0)
+        top, left = hy, hx
     if part.dtype != np.float32:
         part = part.astype(np.float32)
-    return part, (top, left)
+    bottom = part.shape[0] - top - (t.y1 - t.y0)
+    right = part.shape[1] - left - (t.x1 - t.x0)
+    return part, (top, left, bottom, right)
 
 
 def _tensor(part: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -125,12 +127,9 @@ def _stream(pipeline: Pipeline, source: np.ndarray, sink: Sink, device: torch.de
             nonlocal done
             x = torch.cat([_tensor(p, device) for _, p, _ in pending]) if len(pending) > 1 \
                 else _tensor(pending[0][1], device)
-            out = pipeline(x)
-            for i, (t, _, (top, left)) in enumerate(pending):
-                ys, xs = t.crop
-                ys = slice(ys.start + top, ys.stop + top)
-                xs = slice(xs.start + left, xs.stop + left)
-                sink(t, out[i:i + 1, :, ys, xs])
+            out, (top, left) = pipeline.apply(x, pending[0][2], align)
+            for i, (t, _, _) in enumerate(pending):
+                sink(t, out[i:i + 1, :, top:top + t.y1 - t.y0, left:left + t.x1 - t.x0])
             done += len(pending)
             pending.clear()
             if progress:
@@ -138,7 +137,7 @@ def _stream(pipeline: Pipeline, source: np.ndarray, sink: Sink, device: torch.de
 
         for t in tiles:
             part, offset = _region(source, t, halo, extend, align)
-            if pending and pending[0][1].shape != part.shape:
+            if pending and (pending[0][1].shape != part.shape or pending[0][2] != offset):
                 flush()
             pending.append((t, part, offset))
             if len(pending) >= (batch or (4 if device.type != "cpu" else 1)):
@@ -153,7 +152,7 @@ def run_whole(pipeline: Pipeline, source: np.ndarray, device: torch.device, alig
     align = math.lcm(align, pipeline.align)
     halo = round_up(pipeline.halo, align)
     full = Tile(0, 0, height, width, 0, 0, height, width)
-    part, (top, left) = _region(source, full, halo, pipeline.extend, align)
+    part, margins = _region(source, full, halo, pipeline.extend, align)
     with torch.inference_mode():
-        out = pipeline(_tensor(part, device))
+        out, (top, left) = pipeline.apply(_tensor(part, device), margins, align)
     return out[..., top:top + height, left:left + width]

@@ -89,5 +89,28 @@ class Pipeline:
             x = stage(x)
         return x
 
+    def apply(self, x: torch.Tensor, margins: tuple[int, int, int, int], align: int = 1
+              ) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Run a region whose kept part has `margins` (top, left, bottom, right) pixels of
+        context around it; also the (top, left) of the kept part in the result.
+
+        After each stage, context that no later stage needs is cropped off (in steps of
+        `align`, so every crop keeps the mosaic phase and the networks' grid): behind a
+        network's wide halo the classical stages then work on little more than the tile.
+        Nothing is cropped while a network is still to come (see runner.MIN_EXTENDED_REGION)."""
+        top, left, bottom, right = margins
+        later = [sum(s.halo for s in self.stages[i + 1:]) for i in range(len(self.stages))]
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i + 1 == len(self.stages) or any(s.extend for s in self.stages[i + 1:]):
+                continue
+            keep = later[i]
+            ct, cl, cb, cr = (max(0, m - keep) // align * align for m in (top, left, bottom, right))
+            if ct or cl or cb or cr:
+                h, w = x.shape[-2:]
+                x = x[..., ct:h - cb, cl:w - cr]
+                top, left, bottom, right = top - ct, left - cl, bottom - cb, right - cr
+        return x, (top, left)
+
     def __repr__(self) -> str:
         return "Pipeline(" + " → ".join(s.name for s in self.stages) + ")"
