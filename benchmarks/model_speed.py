@@ -30,6 +30,8 @@ def stages(dev, img, mos):
         ("demosaic-unet", lambda: learned.demosaic_stage("demosaic-unet", BAYER, device=dev, encoded=True), mos, 2),
         ("raw-denoise-unet", lambda: learned.raw_denoise_stage("raw-denoise-unet", BAYER, [2, 1, 1.5], 1.6e-3, 1e-5,
                                                                device=dev), mos, 2),
+        ("raw-denoise-fast", lambda: learned.raw_denoise_stage("raw-denoise-fast", BAYER, [2, 1, 1.5], 1.6e-3, 1e-5,
+                                                               device=dev), mos, 2),
         ("deblur-unet", lambda: learned.deblur_stage("deblur-unet", device=dev), img, 1),
         ("dehaze-net", lambda: learned.dehaze_stage("dehaze-net", [0.8, 0.8, 0.8], device=dev), img, 1),
     ]
