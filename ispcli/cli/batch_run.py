@@ -130,7 +130,7 @@ def _execute(todo, opts: BatchOptions, console):
     from ispcli.pipeline.jobs import FileResult, develop_file
 
     worker = opts.worker or develop_file
-    workers = opts.jobs or auto_jobs(len(todo))
+    workers = opts.jobs or auto_jobs(len(todo), device=opts.recipe.device)
     run = run_jobs
     if opts.executor == "ray":
         from ispcli.pipeline.ray_executor import run_jobs_ray

@@ -20,10 +20,34 @@ def cpu_count() -> int:
     return os.cpu_count() or 1
 
 
-def auto_jobs(n_files: int, megapixels_hint: float | None = None) -> int:
+def auto_jobs(n_files: int, megapixels_hint: float | None = None, device: str = "auto") -> int:
     """Parallel files when there are several: decoding and encoding are single-threaded,
-    so two files at a time keep two cores busier than one file with two threads."""
+    so two files at a time keep two cores busier than one file with two threads. With a GPU,
+    one process feeds it (the device consumer): its decoder process reads ahead and its writer
+    thread writes, so decoding, computing and writing still overlap, and the GPU's memory is
+    not split between processes."""
+    if (device or "auto").startswith("cuda") or (device in (None, "", "auto") and cuda_likely()):
+        return 1
     return max(1, min(cpu_count(), n_files, 4))
+
+
+def cuda_likely() -> bool:
+    """An NVIDIA device node and a CUDA build of torch, found without importing torch (which
+    takes seconds: planning a batch must not)."""
+    import importlib.util
+    import re
+
+    if not any(os.path.exists(p) for p in ("/dev/nvidia0", "/proc/driver/nvidia/gpus")):
+        return False
+    spec = importlib.util.find_spec("torch")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        try:
+            text = open(os.path.join(folder, "version.py"), encoding="utf-8").read()
+        except OSError:
+            continue
+        match = re.search(r"^cuda\b[^=]*=\s*(.+)$", text, re.M)
+        return bool(match) and match.group(1).strip() not in ("None", "''", '""')
+    return False
 
 
 def _init_worker(jobs: int, in_child: bool = True) -> None:
@@ -79,9 +103,10 @@ def run_jobs(func: Callable, jobs: Iterable, workers: int,
     if not jobs:
         return
     if workers <= 1 or len(jobs) <= 1:
+        from ispcli.pipeline.jobs import overlapped_writes
+
         _init_worker(1, in_child=False)
-        for job in jobs:
-            yield func(job)
+        yield from overlapped_writes(func, jobs)
         return
     queue = collections.deque(jobs)
     suspects: collections.deque = collections.deque()  # jobs that were in a pool that broke

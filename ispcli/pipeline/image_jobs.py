@@ -172,10 +172,10 @@ def stage_array(image: np.ndarray, scale: float, stage, bits: int, *, device, ti
     return canvas.image
 
 
-def _one_stage(command: str, plan, job: Job, result: FileResult) -> None:
+def _one_stage(command: str, plan, job: Job, result: FileResult):
     """Read an RGB image, check it, let `plan` build the command's stage (after any
-    whole-image analysis it needs), run it, and write the output with the input's ICC
-    profile and EXIF."""
+    whole-image analysis it needs) and run it; returns the step that writes the output with
+    the input's ICC profile and EXIF (see `jobs.run_guarded`)."""
     from ispcli.io.exif import image_output_tags, read_image_exif
     from ispcli.io.images import read_image, save_image
     from ispcli.pipeline.device import resolve_device
@@ -192,9 +192,13 @@ def _one_stage(command: str, plan, job: Job, result: FileResult) -> None:
     del image
     tags = image_output_tags(read_image_exif(job.input), width=out.shape[1], height=out.shape[0],
                              software=f"ispcli {__version__}")
-    Path(job.output).parent.mkdir(parents=True, exist_ok=True)
-    save_image(job.output, out, fmt, quality=job.recipe.quality, icc=info.get("icc"), exif=tags,
-               overwrite=job.overwrite)
+
+    def write() -> None:
+        Path(job.output).parent.mkdir(parents=True, exist_ok=True)
+        save_image(job.output, out, fmt, quality=job.recipe.quality, icc=info.get("icc"), exif=tags,
+                   overwrite=job.overwrite)
+
+    return write
 
 
 def denoise_file(job: Job) -> FileResult:
@@ -302,12 +306,16 @@ def _demosaic_mosaic_image(job: Job, result: FileResult):
     return canvas.image, tags
 
 
-def _demosaic(job: Job, result: FileResult) -> None:
+def _demosaic(job: Job, result: FileResult):
     from ispcli.io.images import save_image
 
     image, tags = (_demosaic_mosaic_image if job.cfa else _demosaic_raw)(job, result)
-    Path(job.output).parent.mkdir(parents=True, exist_ok=True)
-    save_image(job.output, image, "tif", exif=tags, overwrite=job.overwrite)
+
+    def write() -> None:
+        Path(job.output).parent.mkdir(parents=True, exist_ok=True)
+        save_image(job.output, image, "tif", exif=tags, overwrite=job.overwrite)
+
+    return write
 
 
 def demosaic_file(job: Job) -> FileResult:

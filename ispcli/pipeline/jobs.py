@@ -138,7 +138,7 @@ def develop_file(job: Job) -> FileResult:
     return run_guarded(job, "developed", _develop)
 
 
-def _develop(job: Job, result: FileResult) -> None:
+def _develop(job: Job, result: FileResult):
     from ispcli.io import icc
     from ispcli.io.exif import output_tags
     from ispcli.io.images import save_image, write_atomic
@@ -151,29 +151,57 @@ def _develop(job: Job, result: FileResult) -> None:
     r = job.recipe
     tags = output_tags(raw.exif, gps=r.gps, width=image.shape[1], height=image.shape[0],
                        software=f"ispcli {__version__}")
-    Path(job.output).parent.mkdir(parents=True, exist_ok=True)
-    save_image(job.output, image, r.format, quality=r.quality, icc=icc.icc_profile(r.color_space), exif=tags,
-               overwrite=job.overwrite)
-    del image
-    if job.sidecar:
-        payload = json.dumps(sidecar_payload(job, raw, analysis), indent=2, ensure_ascii=False)
-        write_atomic(job.output + ".ispcli.json", payload.encode(), overwrite=True)
+    sidecar = json.dumps(sidecar_payload(job, raw, analysis), indent=2, ensure_ascii=False) if job.sidecar else None
+    del raw
+
+    def write() -> None:
+        Path(job.output).parent.mkdir(parents=True, exist_ok=True)
+        save_image(job.output, image, r.format, quality=r.quality, icc=icc.icc_profile(r.color_space), exif=tags,
+                   overwrite=job.overwrite)
+        if sidecar is not None:
+            write_atomic(job.output + ".ispcli.json", sidecar.encode(), overwrite=True)
+
+    return write
 
 
 def run_guarded(job: Job, status: str, body) -> FileResult:
     """`body(job, result)` does the work and fills in `result`; when it returns, the file is
-    `status` (the command's verb). Every per-file problem becomes a failed result instead."""
-    from ispcli.io.images import OutputExists
+    `status` (the command's verb). Every per-file problem becomes a failed result instead.
 
+    A body may return its last step, the writing of the output (a callable): inside
+    `overlapped_writes` that step runs on the writer thread while the next file is computed,
+    and the result says "writing" until `Writer.ready` hands it back finished."""
     start = time.perf_counter()
     result = FileResult(input=job.input, output=job.output, status="failed")
+    steps: list = []
+
+    def compute() -> None:
+        steps.append(body(job, result))
+
+    _settle(result, status, compute, start)
+    write = steps[0] if steps else None
+    if write is None or result.status != status:
+        return result
+    result.status = "failed"
+    if _writer is None:
+        return _settle(result, status, write, start)
+    result.status = "writing"
+    _writer.submit(result, lambda: _settle(result, status, write, start))
+    return result
+
+
+def _settle(result: FileResult, status: str, work, start: float) -> FileResult:
+    """Run `work()`; the result is `status` if it returns, else failed (or skipped) with a reason."""
+    from ispcli.io.images import OutputExists
+
     try:
-        body(job, result)
+        work()
         result.status = status
     except OutputExists:
         result.status = "skipped"
         result.error = None
     except FileError as exc:
+        result.status = "failed"
         result.error = exc.reason
     except ValueError as exc:
         # a learned stage that cannot take this file (X-Trans) or a model that broke since
@@ -182,6 +210,7 @@ def run_guarded(job: Job, status: str, body) -> FileResult:
         from ispcli.models.weights import WeightsError
         from ispcli.pipeline.learned import StageError
 
+        result.status = "failed"
         if not isinstance(exc, (StageError, ModelError, WeightsError)):
             if os.environ.get("ISPCLI_DEBUG"):
                 raise
@@ -189,12 +218,80 @@ def run_guarded(job: Job, status: str, body) -> FileResult:
         else:
             result.error = str(exc)
     except MemoryError:
+        result.status = "failed"
         result.error = "out of memory (try a smaller --tile or fewer --jobs)"
     except OSError as exc:
+        result.status = "failed"
         result.error = f"cannot write output ({exc.strerror or exc})"
     except Exception as exc:  # a bug or an odd file must cost one file, not the batch
         if os.environ.get("ISPCLI_DEBUG"):
             raise
+        result.status = "failed"
         result.error = f"internal error ({type(exc).__name__}: {exc}); set ISPCLI_DEBUG=1 for a traceback"
     result.seconds = round(time.perf_counter() - start, 3)
     return result
+
+
+# ---- writing file N while file N+1 is computed ------------------------------------------------
+
+class Writer:
+    """One thread that encodes and writes finished outputs (JPEG/PNG encoders, file writes and
+    fsync release the GIL) while the caller computes the next file. One write at a time: a
+    second waits for the first, so at most two finished images are held."""
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ispcli-writer")
+        self._queue: list = []            # (result, future or None), in submission order
+
+    def submit(self, result: FileResult, write) -> None:
+        for _, fut in self._queue:
+            if fut is not None:
+                fut.result()
+        self._queue.append((result, self._pool.submit(write)))
+
+    def add(self, result: FileResult) -> None:
+        """A result that needed no writing (skipped, failed), kept in order behind the writes."""
+        self._queue.append((result, None))
+
+    def ready(self) -> list[FileResult]:
+        """The results at the front whose writes have finished."""
+        out = []
+        while self._queue and (self._queue[0][1] is None or self._queue[0][1].done()):
+            result, fut = self._queue.pop(0)
+            if fut is not None:
+                fut.result()              # a bug in the writer itself surfaces here
+            out.append(result)
+        return out
+
+    def drain(self) -> list[FileResult]:
+        for _, fut in self._queue:
+            if fut is not None:
+                fut.result()
+        return self.ready()
+
+    def close(self) -> None:
+        """Wait for the write in flight (an interrupted batch leaves whole files or none)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+_writer: Writer | None = None
+
+
+def overlapped_writes(func, jobs):
+    """Yield `func(job)` for each job, in order, writing each output on a `Writer` thread while
+    the next job computes (one process's batch: decoding is read ahead by the decoder process,
+    so file N+1 decodes, file N computes and file N-1 is written at the same time)."""
+    global _writer
+    writer = _writer = Writer()
+    try:
+        for job in jobs:
+            result = func(job)
+            if getattr(result, "status", None) != "writing":
+                writer.add(result)
+            yield from writer.ready()
+        yield from writer.drain()
+    finally:
+        _writer = None
+        writer.close()

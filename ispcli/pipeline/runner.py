@@ -77,7 +77,11 @@ def _region(source: np.ndarray, t: Tile, halo: int, extend: bool,
 def _tensor(part: np.ndarray, device: torch.device) -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(part))
     x = x.unsqueeze(0) if x.dim() == 2 else x.permute(2, 0, 1)
-    return x.unsqueeze(0).to(device, non_blocking=True)
+    if device.type == "cuda":
+        # from page-locked memory the copy runs asynchronously, queued before the tile's
+        # kernels; torch's caching host allocator keeps the buffer until the copy has run
+        return x.unsqueeze(0).pin_memory().to(device, non_blocking=True)
+    return x.unsqueeze(0)
 
 
 def run(pipeline: Pipeline, source: np.ndarray, sink: Sink, *, device: torch.device,
