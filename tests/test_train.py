@@ -139,3 +139,19 @@ def test_init_starts_from_an_installed_model(tmp_path, folder):
                     "--patch", "32", "--batch", "2",
                     cwd=tmp_path)
     assert other.returncode == 2 and "architecture arguments" in other.stderr
+
+
+def test_a_stopped_run_can_be_finished_where_it_stands(tmp_path, folder):
+    # a run stopped early (Ctrl-C, a session's end) becomes weights without training further
+    r = _train(tmp_path, folder, "denoise", "--steps", "12", "--checkpoint-every", "4", name="early")
+    assert r.returncode == 0, r.stderr
+    manifest = tmp_path / "w" / "manifest.json"
+    manifest.unlink()
+    again = run_cli("train", "denoise", "--data", str(folder), "--out", "early", "--run-dir", str(tmp_path / "run"),
+                    "--weights-dir", str(tmp_path / "w"), "--resume", "--steps", "12", "-q", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    (entry,) = json.loads(manifest.read_text())["models"]
+    assert entry["name"] == "early" and entry["training"]["steps"] == 12
+    shorter = run_cli("train", "denoise", "--data", str(folder), "--out", "early", "--run-dir", str(tmp_path / "run"),
+                      "--weights-dir", str(tmp_path / "w"), "--resume", "--steps", "8", "-q", cwd=tmp_path)
+    assert shorter.returncode == 2 and "already past it, at step 12" in shorter.stderr

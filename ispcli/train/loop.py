@@ -278,8 +278,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
         cfg = TrainConfig(**{**saved, "device": cfg.device})   # a resumed run keeps its recipe
         cfg.resumed = [*cfg.resumed, f"{resume_command}  (at step {int(ckpt['step'])})"]
         if steps_override is not None:
-            if steps_override <= int(ckpt["step"]):
-                raise TrainError(f"--steps {steps_override}: the run is already at step {int(ckpt['step'])}")
+            if steps_override < int(ckpt["step"]):
+                raise TrainError(f"--steps {steps_override}: the run is already past it, at step {int(ckpt['step'])}")
             cfg.steps = steps_override
         (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     elif ckpt_path.exists():
