@@ -182,7 +182,6 @@ def run_guarded(job: Job, status: str, body) -> FileResult:
     write = steps[0] if steps else None
     if write is None or result.status != status:
         return result
-    result.status = "failed"
     if _writer is None:
         return _settle(result, status, write, start)
     result.status = "writing"
@@ -194,6 +193,7 @@ def _settle(result: FileResult, status: str, work, start: float) -> FileResult:
     """Run `work()`; the result is `status` if it returns, else failed (or skipped) with a reason."""
     from ispcli.io.images import OutputExists
 
+    result.status = "failed"
     try:
         work()
         result.status = status
@@ -201,7 +201,6 @@ def _settle(result: FileResult, status: str, work, start: float) -> FileResult:
         result.status = "skipped"
         result.error = None
     except FileError as exc:
-        result.status = "failed"
         result.error = exc.reason
     except ValueError as exc:
         # a learned stage that cannot take this file (X-Trans) or a model that broke since
@@ -210,7 +209,6 @@ def _settle(result: FileResult, status: str, work, start: float) -> FileResult:
         from ispcli.models.weights import WeightsError
         from ispcli.pipeline.learned import StageError
 
-        result.status = "failed"
         if not isinstance(exc, (StageError, ModelError, WeightsError)):
             if os.environ.get("ISPCLI_DEBUG"):
                 raise
@@ -218,15 +216,12 @@ def _settle(result: FileResult, status: str, work, start: float) -> FileResult:
         else:
             result.error = str(exc)
     except MemoryError:
-        result.status = "failed"
         result.error = "out of memory (try a smaller --tile or fewer --jobs)"
     except OSError as exc:
-        result.status = "failed"
         result.error = f"cannot write output ({exc.strerror or exc})"
     except Exception as exc:  # a bug or an odd file must cost one file, not the batch
         if os.environ.get("ISPCLI_DEBUG"):
             raise
-        result.status = "failed"
         result.error = f"internal error ({type(exc).__name__}: {exc}); set ISPCLI_DEBUG=1 for a traceback"
     result.seconds = round(time.perf_counter() - start, 3)
     return result
@@ -252,8 +247,10 @@ class Writer:
         self._queue.append((result, self._pool.submit(write)))
 
     def add(self, result: FileResult) -> None:
-        """A result that needed no writing (skipped, failed), kept in order behind the writes."""
-        self._queue.append((result, None))
+        """Keep `result` in order behind the writes, unless it is one of them (its status may
+        already have left "writing": the thread can finish before the caller looks)."""
+        if not any(r is result for r, _ in self._queue):
+            self._queue.append((result, None))
 
     def ready(self) -> list[FileResult]:
         """The results at the front whose writes have finished."""
@@ -287,9 +284,7 @@ def overlapped_writes(func, jobs):
     writer = _writer = Writer()
     try:
         for job in jobs:
-            result = func(job)
-            if getattr(result, "status", None) != "writing":
-                writer.add(result)
+            writer.add(func(job))
             yield from writer.ready()
         yield from writer.drain()
     finally:

@@ -21,12 +21,6 @@ class Tile:
     ry1: int
     rx1: int
 
-    @property
-    def crop(self) -> tuple[slice, slice]:
-        """The owned part, in the coordinates of the region that was read."""
-        return (slice(self.y0 - self.ry0, self.y1 - self.ry0),
-                slice(self.x0 - self.rx0, self.x1 - self.rx0))
-
 
 def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
