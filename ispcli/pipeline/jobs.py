@@ -240,10 +240,13 @@ class Writer:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ispcli-writer")
         self._queue: list = []            # (result, future or None), in submission order
 
-    def submit(self, result: FileResult, write) -> None:
+    def _wait(self) -> None:
         for _, fut in self._queue:
             if fut is not None:
                 fut.result()
+
+    def submit(self, result: FileResult, write) -> None:
+        self._wait()
         self._queue.append((result, self._pool.submit(write)))
 
     def add(self, result: FileResult) -> None:
@@ -263,9 +266,7 @@ class Writer:
         return out
 
     def drain(self) -> list[FileResult]:
-        for _, fut in self._queue:
-            if fut is not None:
-                fut.result()
+        self._wait()
         return self.ready()
 
     def close(self) -> None:
