@@ -296,10 +296,13 @@ def _measured_reach(net: UNet, size: int, points) -> int:
     {"in_channels": 4, "out_channels": 3, "channels": (8, 16), "blocks": 1},
     {"in_channels": 2, "out_channels": 1, "channels": (4, 8, 16), "blocks": 2},
     {"in_channels": 3, "out_channels": 3, "channels": (4, 8), "blocks": 2, "unshuffle": 1},
+    {"in_channels": 4, "out_channels": 3, "channels": (8, 16), "blocks": 1, "refine": 8, "refine_blocks": 2},
 ])
 def test_unet_receptive_field_bounds_the_measured_one(config):
     torch.manual_seed(0)
     net = UNet(**config)
+    if net.refine is not None:           # its last layer starts at zero: give it weights to measure
+        torch.nn.init.normal_(net.refine[-1].weight)
     rf = net.receptive_field
     size = net.multiple * -(-(2 * rf + 24) // net.multiple)   # no output pixel's window reaches a border
     centre = size // 2
@@ -323,6 +326,21 @@ def test_unet_output_has_the_input_size(config, size):
         y = net(x)
     assert y.shape == (1, config["out_channels"], *size)
     assert torch.isfinite(y).all()
+
+
+def test_a_refined_unet_grown_from_an_unrefined_one_starts_with_its_output():
+    torch.manual_seed(0)
+    base = UNet(4, 3, (8, 16), 1).eval()
+    grown = UNet(4, 3, (8, 16), 1, refine=8).eval()
+    grown.grow_from(base.state_dict())
+    x = torch.rand(2, 4, 40, 24)
+    with torch.no_grad():
+        assert torch.equal(grown(x), base(x))
+    assert grown.receptive_field == base.receptive_field + grown.refine_blocks + 2
+    with pytest.raises(RuntimeError, match="do not fit"):
+        UNet(4, 3, (8, 32), 1, refine=8).grow_from(base.state_dict())      # other widths
+    with pytest.raises(RuntimeError, match="do not fit"):
+        UNet(4, 3, (8, 16), 1).grow_from(grown.state_dict())               # refinement to nowhere
 
 
 # --- packaging -------------------------------------------------------------------------------

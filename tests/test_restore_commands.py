@@ -159,9 +159,26 @@ def test_the_analysis_copy_is_the_whole_images_copy_computed_in_bands(dtype, sca
 
 # ---- the commands ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("model", ["dcp", "tiny-dehaze"])
+def _tiny_dehazer_with_airlight_branch(directory) -> str:
+    """A tiny dehazer whose airlight branch gives a correction that is not the identity."""
+    from ispcli.models import registry, weights
+
+    torch.manual_seed(1)
+    args = {"channels": [8, 16], "blocks": 1, "airlight_width": 8}
+    model = registry.build("dehaze-net", **args)
+    torch.nn.init.normal_(model.airlight_head[-1].weight, std=0.3)
+    entry = weights.Entry(name="tiny-dehaze-global", task="dehaze", domain="display", arch="dehaze-net",
+                          args=args, file="tiny-dehaze-global.pt", sha256="", parameters=0,
+                          training={"note": "untrained test model"})
+    weights.save(model, entry, directory)
+    return entry.name
+
+
+@pytest.mark.parametrize("model", ["dcp", "tiny-dehaze", "global"])
 def test_dehaze_estimates_the_airlight_once_per_image_whatever_the_tiles(tiny_weights, tmp_path, monkeypatch,
                                                                          model):
+    if model == "global":
+        model = _tiny_dehazer_with_airlight_branch(tiny_weights)
     calls = []
     real = dehaze.image_airlight
     monkeypatch.setattr(dehaze, "image_airlight", lambda x: calls.append(x.shape) or real(x))

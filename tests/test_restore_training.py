@@ -85,6 +85,28 @@ def test_the_dehazer_inverts_the_scattering_model_with_its_transmission():
     assert torch.allclose(out, clean, atol=1e-5)
 
 
+def test_an_airlight_branch_starts_from_the_dark_channel_estimate_and_learns_a_correction():
+    from ispcli.models.dehaze import DehazeNet
+
+    torch.manual_seed(0)
+    plain = DehazeNet((8, 16), 1).eval()
+    grown = DehazeNet((8, 16), 1, airlight_width=8).eval()
+    grown.grow_from(plain.state_dict())
+    clean = _image()
+    hazy = haze.add_haze(clean, haze.depth_proxy(clean), [1.5], [[0.9, 0.85, 0.8]]).clamp(0, 1)
+    with torch.no_grad():
+        est = dehaze.image_airlight(hazy)
+        assert torch.equal(plain.analyse(hazy), est) and torch.equal(grown.analyse(hazy), est)
+        # trained on whole scenes it analyses its own input; the plain one is told the airlight
+        assert torch.equal(grown(torch.cat([hazy, torch.zeros_like(hazy)], 1)),
+                           plain(torch.cat([hazy, est.view(1, 3, 1, 1).expand_as(hazy)], 1)))
+        torch.nn.init.normal_(grown.airlight_head[-1].weight, std=0.5)
+        corrected = grown.analyse(hazy)
+    assert not torch.allclose(corrected, est) and bool(((corrected >= 0.05) & (corrected <= 1)).all())
+    with pytest.raises(RuntimeError, match="do not fit"):
+        DehazeNet((8, 32), 1, airlight_width=8).grow_from(plain.state_dict())
+
+
 # ---- blur ---------------------------------------------------------------------------------------
 
 def test_blur_is_a_true_convolution_with_reflected_edges():
@@ -152,6 +174,34 @@ def test_enhancer_starts_as_the_identity_globally():
     p[:, 12:] = 1.0
     y = net.global_transform(x, p)
     assert float((y - x).min()) > -1e-6 and float(y.mean()) > float(x.mean())
+
+
+def test_enhancer_statistics_are_what_auto_levels_reads():
+    from ispcli.models.enhance import QUANTILES, STATS, image_stats
+
+    ramp = torch.linspace(0, 1, 1001).view(1, 1, 1, -1).expand(1, 3, 2, 1001).clone()
+    ramp[:, 0] *= 0.5                                         # a cast: red at half
+    stats = image_stats(ramp)[0]
+    assert stats.shape == (STATS,)
+    luma = torch.linspace(0, 1, 1001) * (0.5 * 0.2126 + 0.7152 + 0.0722)
+    torch.testing.assert_close(stats[:len(QUANTILES)], torch.quantile(luma, torch.tensor(QUANTILES)))
+    torch.testing.assert_close(stats[len(QUANTILES):len(QUANTILES) + 3], torch.tensor([0.25, 0.5, 0.5]))
+    torch.testing.assert_close(stats[-3:], torch.tensor([0.495, 0.99, 0.99]))
+
+
+def test_enhancer_statistics_head_grows_onto_a_trained_one_without_changing_it():
+    torch.manual_seed(0)
+    plain = EnhanceNet(channels=(8, 16), blocks=1)
+    torch.nn.init.normal_(plain.head[-1].weight, std=0.1)     # as if trained: not the identity
+    grown = EnhanceNet(channels=(8, 16), blocks=1, stats_width=16)
+    grown.grow_from(plain.state_dict())
+    x = _image()
+    with torch.no_grad():
+        assert torch.equal(grown.analyse(x), plain.analyse(x)) and torch.equal(grown(x), plain(x))
+        torch.nn.init.normal_(grown.stats_head[-1].weight, std=0.1)
+        assert not torch.allclose(grown.analyse(x), plain.analyse(x))
+        # darker copy, other statistics, other parameters: the head reads exposure
+        assert not torch.allclose(grown.analyse(x * 0.3) - plain.analyse(x * 0.3), grown.analyse(x) - plain.analyse(x))
 
 
 # ---- paired data ----------------------------------------------------------------------------------

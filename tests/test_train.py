@@ -141,6 +141,22 @@ def test_init_starts_from_an_installed_model(tmp_path, folder):
     assert other.returncode == 2 and "architecture arguments" in other.stderr
 
 
+def test_refine_with_init_grows_an_installed_model(tmp_path, folder):
+    assert _train(tmp_path, folder, "denoise", "--steps", "3", name="base", run="base").returncode == 0
+    r = _train(tmp_path, folder, "denoise", "--steps", "2", "--init", "base", "--arch-arg", "refine=8", name="grown",
+               run="grown")
+    assert r.returncode == 0, r.stderr
+    from ispcli.models import registry
+
+    base = registry.load("base", weights_dir=tmp_path / "w")
+    grown = registry.load("grown", weights_dir=tmp_path / "w")
+    assert grown.entry.args == {**base.entry.args, "refine": 8}
+    assert grown.entry.training["initialised_from"].startswith("base (sha256")
+    assert grown.refine is not None and grown.receptive_field > base.receptive_field
+    bad = _train(tmp_path, folder, "denoise", "--steps", "1", "--init", "grown", name="y", run="y")
+    assert bad.returncode == 2 and "architecture arguments" in bad.stderr     # no shrinking back
+
+
 def test_a_stopped_run_can_be_finished_where_it_stands(tmp_path, folder):
     # a run stopped early (Ctrl-C, a session's end) becomes weights without training further
     r = _train(tmp_path, folder, "denoise", "--steps", "12", "--checkpoint-every", "4", name="early")
@@ -155,3 +171,34 @@ def test_a_stopped_run_can_be_finished_where_it_stands(tmp_path, folder):
     shorter = run_cli("train", "denoise", "--data", str(folder), "--out", "early", "--run-dir", str(tmp_path / "run"),
                       "--weights-dir", str(tmp_path / "w"), "--resume", "--steps", "8", "-q", cwd=tmp_path)
     assert shorter.returncode == 2 and "already past it, at step 12" in shorter.stderr
+
+
+def test_scene_samples_are_whole_photos_shrunk_and_crops_stay_as_they_were():
+    from ispcli.train.data import PatchSampler
+
+    ramp = np.linspace(0, 255, 96, dtype=np.float32)
+    img = np.stack([np.tile(ramp[None, :], (64, 1))] * 3, axis=2).astype(np.uint8)   # 64 x 96, dark to bright
+    scenes = PatchSampler([img], 32, seed=1, scenes=1.0).batch(8)
+    for s in scenes:
+        # a 64x64 square of the photo at half size: it spans two thirds of the ramp, in some
+        # orientation, where a 32-px crop would span a third
+        spread = float(s.amax() - s.amin())
+        assert 0.55 < spread < 0.7, spread
+    crops = PatchSampler([img], 32, seed=1).batch(8)
+    assert all(float(c.amax() - c.amin()) < 0.36 for c in crops)
+    mixed = PatchSampler([img], 32, seed=1, scenes=0.5).batch(64)
+    wide = sum(float(c.amax() - c.amin()) > 0.5 for c in mixed)
+    assert 16 < wide < 48
+
+
+def test_bad_scenes_fraction_is_refused(tmp_path, folder):
+    r = _train(tmp_path, folder, "enhance", "--steps", "1", "--scenes", "1.5")
+    assert r.returncode == 2 and "--scenes 1.5" in r.stderr and not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("arg,expect", [("foo=1", "does not take these arguments"), ("refine", "NAME=VALUE"),
+                                        ("refine=abc", "must be a number")])
+def test_bad_arch_args_are_one_clear_line(tmp_path, folder, arg, expect):
+    r = _train(tmp_path, folder, "denoise", "--steps", "1", "--arch-arg", arg)
+    assert r.returncode == 2 and expect in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "w").exists()

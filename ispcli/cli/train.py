@@ -10,6 +10,7 @@ Exit codes: 0 trained, 1 training failed, 2 usage error, 130 interrupted.
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from typing import List, Optional, Tuple
@@ -29,6 +30,19 @@ def _ints(text: str, option: str) -> list[int]:
     if not values or any(v < 1 for v in values):
         usage_error(f"{option} {text!r}: expected positive integers")
     return values
+
+
+def _arch_arg(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        usage_error(f"--arch-arg {text!r}: expected NAME=VALUE, e.g. refine=32")
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        usage_error(f"--arch-arg {text!r}: the value must be a number, true/false or a [list]")
+    if not isinstance(parsed, (int, float, bool, list)):
+        usage_error(f"--arch-arg {text!r}: the value must be a number, true/false or a [list]")
+    return key, parsed
 
 
 def train(
@@ -56,6 +70,12 @@ def train(
     channels: Optional[str] = typer.Option(None, "--channels", metavar="C1,C2,...",
                                            help="U-Net widths per level (default: the task's)."),
     blocks: Optional[int] = typer.Option(None, "--blocks", help="Convolutions per U-Net level."),
+    arch_arg: Optional[List[str]] = typer.Option(None, "--arch-arg", metavar="NAME=VALUE",
+                                                 help="An architecture argument (repeatable), e.g. refine=32 "
+                                                      "(unet: full-resolution layers after it), airlight_width=64 "
+                                                      "(dehaze-net: a global airlight correction), stats_width=64 "
+                                                      "(enhance-net: a branch fed the image's histogram). With "
+                                                      "--init such additions grow that model."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps"),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
     init: Optional[str] = typer.Option(None, "--init", metavar="MODEL|CHECKPOINT",
@@ -63,6 +83,9 @@ def train(
                                             "checkpoint.pt (fine-tuning)."),
     pair_repeat: int = typer.Option(1, "--pair-repeat", help="enhance: each pair counts N times when patches "
                                     "are drawn (weights real pairs against synthetic ones)."),
+    scenes: float = typer.Option(0.0, "--scenes", metavar="F",
+                                 help="Fraction of samples that are whole photos shrunk to --patch instead of "
+                                      "crops (for models that look at the whole image, e.g. enhance)."),
     run_dir: Optional[str] = typer.Option(None, "--run-dir", help="Checkpoint folder. [default: runs/NAME]"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir from its checkpoint."),
     weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="Where to write the weights."),
@@ -82,6 +105,8 @@ def train(
         usage_error(f"--loss {loss!r}: expected l1, l2, ms-ssim or dped")
     if pair_repeat < 1:
         usage_error(f"--pair-repeat {pair_repeat}: must be at least 1")
+    if not 0 <= scenes <= 1:
+        usage_error(f"--scenes {scenes:g}: must be between 0 and 1")
     if hold_out < 0:
         usage_error(f"--hold-out {hold_out}: must be 0 or more")
     if not data and not pairs and not resume:
@@ -94,6 +119,9 @@ def train(
         arch_args["channels"] = _ints(channels, "--channels")
     if blocks is not None:
         arch_args["blocks"] = _ints(str(blocks), "--blocks")[0]
+    for item in arch_arg or []:
+        key, value = _arch_arg(item)
+        arch_args[key] = value
 
     import torch
 
@@ -106,7 +134,8 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     cfg = TrainConfig(task=task, data=list(data or []), val=list(val or []),
-                      pairs=[list(pairs)] if pairs else [], hold_out=hold_out, pair_repeat=pair_repeat, out=out,
+                      pairs=[list(pairs)] if pairs else [], hold_out=hold_out, pair_repeat=pair_repeat,
+                      scenes=scenes, out=out,
                       steps=steps or 10000, batch=batch, patch=patch, lr=lr, loss=loss or tasks.get(task).loss,
                       seed=seed, checkpoint_every=checkpoint_every,
                       val_every=val_every, arch_args=arch_args, device=device, run_dir=run_dir or "", init=init or "",

@@ -13,10 +13,11 @@ Protocols (what the published tables do, so numbers are comparable):
   (`unprocess.noise_levels_for_iso`). Scored on the white-balanced mosaic, linear and
   unclipped: PSNR over all sites (peak 1), SSIM on the four half-resolution RGGB planes.
 - dehaze: `haze.random_haze` (I = J·t + A·(1 − t) over `haze.depth_proxy`, β uniform in
-  0.5–2, grey airlight uniform in 0.7–1, its defaults) from the image's seed. Every dehazer,
-  the DCP baseline and the models alike, gets the airlight that `dehaze.image_airlight`
-  estimates on the hazy image (the analysis pass; the true one is not given). Scored as
-  denoise (clipped, 8-bit, PSNR and SSIM on RGB).
+  0.5–2, grey airlight uniform in 0.7–1, its defaults) from the image's seed. No dehazer is
+  given the true airlight: DCP gets the one `dehaze.image_airlight` estimates on the hazy
+  image, a model its own analysis pass (`learned.dehaze_airlight`: that estimate, corrected by
+  the model's global branch if it has one). Scored as denoise (clipped, 8-bit, PSNR and SSIM
+  on RGB).
 - deblur: every image blurred by every kernel of a folder (`blur.load_kernels`; by default
   Levin et al.'s 8 and KAIR's 12) with `blur.blur` (true convolution, reflected edges), then
   Gaussian noise of σ = 1% (`--noise`), unclipped, drawn from the image's seed. The models
@@ -305,7 +306,9 @@ class DehazeTask(Task):
     protocol = {"haze": "train.haze.random_haze: I = J*t + A*(1-t), t = exp(-beta*depth_proxy), "
                         f"beta uniform in {HAZE_BETA[0]:g}-{HAZE_BETA[1]:g}, grey airlight uniform in "
                         f"{HAZE_AIRLIGHT[0]:g}-{HAZE_AIRLIGHT[1]:g}, clipped to [0,1]",
-                "airlight": "every method gets isp.dehaze.image_airlight of the hazy image (estimated)",
+                "airlight": "estimated on the hazy image: isp.dehaze.image_airlight for DCP, a model's own "
+                            "analysis pass (learned.dehaze_airlight: the same estimate, corrected by its "
+                            "global branch if it has one)",
                 "scoring": "output clipped to [0,1] and quantised to 8 bits; PSNR and SSIM on RGB",
                 "border": 0}
 
@@ -329,7 +332,8 @@ class DehazeTask(Task):
                Method("dcp", "baseline", lambda lv, s, d: learned.dcp_stage(s.extra["airlight"]), per_image=True)]
         for name in models:
             out.append(Method(name, "model", lambda lv, s, d, name=name: learned.dehaze_stage(
-                self.model(name, d), s.extra["airlight"], device=d), per_image=True))
+                self.model(name, d), learned.dehaze_airlight(self.model(name, d), _nchw(s.source), device=d)[0],
+                device=d), per_image=True))
         return out
 
 

@@ -3,27 +3,47 @@ the scattering model with them, J = (I − A) / t + A + r.
 
 Predicting t (as DehazeNet and AOD-Net do) instead of J itself leaves the network a smooth,
 bounded quantity to estimate; the division it would otherwise have to learn is done exactly.
-The correction r absorbs what the model cannot express, such as an airlight estimate that is
-slightly off. Input: hazy RGB and three airlight planes (`conditioning.dehaze_input`).
+The correction r absorbs what the model cannot express. Per tile it sees the hazy RGB and three
+planes of the image's airlight A, a whole-image quantity that `analyse` estimates once.
+
+Where t is small an error in A is magnified by 1/t, and the dark-channel estimate of A
+(`isp.dehaze.image_airlight`) is fooled by white walls and skies. With `airlight_width` a
+global branch looks at a thumbnail of the whole picture and corrects that estimate (a gain per
+channel, starting at 1); such a model is trained on whole scenes (`train --scenes`) and, in
+training, takes A from its own analysis of what it is given rather than from its input planes.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from ispcli.models.unet import UNet
+from ispcli.models.unet import UNet, load_grown
 
 T_MIN = 0.05
+THUMB = 64
 
 
 class DehazeNet(nn.Module):
-    def __init__(self, channels: tuple[int, ...] = (32, 64, 128, 256), blocks: int = 2):
+    def __init__(self, channels: tuple[int, ...] = (32, 64, 128, 256), blocks: int = 2, airlight_width: int = 0):
         super().__init__()
         self.net = UNet(6, 4, channels, blocks, residual=False)
         with torch.no_grad():                    # start near t = 0.9 (light haze), r = 0
             self.net.tail.bias.zero_()
             self.net.tail.bias[:4].fill_(2.2)    # the unshuffled t planes come first
+        self.features = self.airlight_head = None
+        if airlight_width:
+            w = airlight_width
+            self.features = nn.Sequential(
+                nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+                nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+                nn.Conv2d(32, w, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+                nn.Conv2d(w, w, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+            )
+            self.airlight_head = nn.Sequential(nn.Linear(2 * w + 3, w), nn.ReLU(inplace=True), nn.Linear(w, 3))
+            nn.init.zeros_(self.airlight_head[-1].weight)
+            nn.init.zeros_(self.airlight_head[-1].bias)
 
     @property
     def receptive_field(self) -> int:
@@ -33,8 +53,32 @@ class DehazeNet(nn.Module):
     def multiple(self) -> int:
         return self.net.multiple
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        hazy, airlight = x[:, :3], x[:, 3:6]
-        out = self.net(x)
+    def analyse(self, image: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) whole hazy images (or their analysis copies) → (N, 3) airlight."""
+        from ispcli.isp import dehaze
+
+        base = dehaze.image_airlight(image)
+        if self.features is None:
+            return base
+        f = self.features(F.adaptive_avg_pool2d(image.clamp(0, 1), THUMB))
+        f = torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3)), base], dim=1)
+        return (base * torch.exp(self.airlight_head(f))).clamp(0.05, 1.0)
+
+    def apply(self, hazy: torch.Tensor, airlight: torch.Tensor) -> torch.Tensor:
+        """Dehaze a tile with the whole image's airlight ((N, 3) or (3,))."""
+        a = torch.as_tensor(airlight, dtype=hazy.dtype, device=hazy.device).reshape(-1, 3, 1, 1)
+        planes = a.expand(hazy.shape[0], 3, *hazy.shape[-2:])
+        out = self.net(torch.cat([hazy, planes], dim=1))
         t = T_MIN + (1 - T_MIN) * torch.sigmoid(out[:, :1])
-        return (hazy - airlight) / t + airlight + out[:, 1:4]
+        return (hazy - planes) / t + planes + out[:, 1:4]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Training's view: hazy RGB plus airlight planes (`conditioning.dehaze_input`); a model
+        with an airlight branch estimates A from the hazy picture itself instead."""
+        hazy = x[:, :3]
+        airlight = self.analyse(hazy) if self.features is not None else x[:, 3:6, 0, 0]
+        return self.apply(hazy, airlight)
+
+    def grow_from(self, state: dict) -> None:
+        """Start from a dehazer without the airlight branch (which begins as a gain of 1)."""
+        load_grown(self, state, ("features.", "airlight_head."))

@@ -8,6 +8,12 @@ numbers are a 3×3 colour matrix with offset and a monotone tone curve per chann
 lie evenly on √x so that shadows (where low-light photos live) get fine control. All of it
 starts as the identity, so an untrained or unsure model leaves the picture alone.
 
+With `stats_width` a second head reads what auto-levels reads — luminance percentiles and the
+channels' means and highlights, measured on the analysed copy itself — and adds to the
+parameters; it starts at zero, so it can be grown onto a trained model (`grow_from`). Pooled
+convolution features see a 64×64 average and find exposure hard to judge; these numbers say it
+directly.
+
 With `detail_sigma` the local branch may only add detail: its correction loses its low
 frequencies (a Gaussian of that σ) so that brightness and colour, which the global branch
 owns, cannot drift tile by tile or on a photo that needs nothing.
@@ -21,14 +27,31 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ispcli.models.unet import UNet
+from ispcli.models.unet import UNet, load_grown
 
 THUMB = 64
+LUMA = (0.2126, 0.7152, 0.0722)
+QUANTILES = (0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999)
+STATS = len(QUANTILES) + 6            # luminance percentiles, channel means, channel 99th percentiles
+STATS_PIXELS = 65_536                 # the analysed copy is subsampled to about this many pixels
+
+
+def image_stats(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) in [0, 1] → (N, STATS): what auto-levels measures."""
+    h, w = x.shape[-2:]
+    step = max(1, math.ceil(math.sqrt(h * w / STATS_PIXELS)))
+    x = x[..., ::step, ::step].flatten(2)                                  # (N, 3, P)
+    weights = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1)
+    luma = (x * weights).sum(1)
+    q = torch.tensor(QUANTILES, dtype=x.dtype, device=x.device)
+    levels = torch.quantile(luma, q, dim=1).T                              # (N, len(QUANTILES))
+    highlights = torch.quantile(x, 0.99, dim=2)                             # (N, 3)
+    return torch.cat([levels, x.mean(2), highlights], dim=1)
 
 
 class EnhanceNet(nn.Module):
     def __init__(self, channels: tuple[int, ...] = (16, 32, 64, 128), blocks: int = 2, knots: int = 16,
-                 width: int = 64, detail_sigma: float = 0.0):
+                 width: int = 64, detail_sigma: float = 0.0, stats_width: int = 0):
         super().__init__()
         self.knots, self.detail_sigma = knots, detail_sigma
         self.detail_radius = int(3 * detail_sigma + 0.5) if detail_sigma > 0 else 0
@@ -43,6 +66,13 @@ class EnhanceNet(nn.Module):
                                   nn.Linear(width, 12 + 3 * knots))
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
+        self.stats_head = None
+        if stats_width:
+            self.stats_head = nn.Sequential(nn.Linear(STATS, stats_width), nn.ReLU(inplace=True),
+                                            nn.Linear(stats_width, stats_width), nn.ReLU(inplace=True),
+                                            nn.Linear(stats_width, 12 + 3 * knots))
+            nn.init.zeros_(self.stats_head[-1].weight)
+            nn.init.zeros_(self.stats_head[-1].bias)
 
     @property
     def receptive_field(self) -> int:
@@ -58,9 +88,17 @@ class EnhanceNet(nn.Module):
 
     def analyse(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) whole images (or their thumbnails) → (N, 12 + 3·knots) parameters."""
-        f = self.features(self.thumbnail(x.clamp(0, 1)))
+        x = x.clamp(0, 1)
+        f = self.features(self.thumbnail(x))
         f = torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)
-        return self.head(f)
+        params = self.head(f)
+        if self.stats_head is not None:
+            params = params + self.stats_head(image_stats(x))
+        return params
+
+    def grow_from(self, state: dict) -> None:
+        """Start from an enhancer without the statistics head."""
+        load_grown(self, state, ("stats_head.",))
 
     def global_transform(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         n, k = x.shape[0], self.knots

@@ -3,6 +3,11 @@
 Unshuffling by 2 first turns a Bayer mosaic into its four colour planes (one per CFA site)
 and quarters the cost of every layer for RGB images, which is what lets these models reach
 their quality bars at CPU speeds. Each level halves the resolution and doubles the width.
+
+What unshuffling costs is full-resolution detail: the finest level sees 2×2 blocks. `refine`
+adds a few full-resolution convolutions after the U-Net that see the input and the U-Net's
+output and add a correction; its last layer starts at zero, so a refined model initialised
+from an unrefined one (`grow_from`) begins exactly where that one ended.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ class UNet(nn.Module):
 
     def __init__(self, in_channels: int = 4, out_channels: int = 3,
                  channels: tuple[int, ...] = (32, 64, 128, 256), blocks: int = 2,
-                 unshuffle: int = 2, residual: bool = True):
+                 unshuffle: int = 2, residual: bool = True, refine: int = 0, refine_blocks: int = 3):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.channels, self.blocks = tuple(channels), blocks
@@ -41,6 +46,16 @@ class UNet(nn.Module):
         self.ups = nn.ModuleList(nn.ConvTranspose2d(b, a, 2, stride=2) for a, b in zip(channels, channels[1:]))
         self.decoders = nn.ModuleList(_convs(c, blocks) for c in channels[:-1])
         self.tail = nn.Conv2d(channels[0], out_channels * unshuffle ** 2, 3, padding=1)
+        self.refine_blocks = refine_blocks if refine else 0
+        if refine:
+            layers = [nn.Conv2d(in_channels + out_channels, refine, 3, padding=1), nn.ReLU(inplace=True)]
+            layers += list(_convs(refine, refine_blocks))
+            last = nn.Conv2d(refine, out_channels, 3, padding=1)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            self.refine = nn.Sequential(*layers, last)
+        else:
+            self.refine = None
 
     @property
     def multiple(self) -> int:
@@ -57,7 +72,14 @@ class UNet(nn.Module):
             scale *= 2
         reach += scale * self.blocks                        # middle
         reach += self.unshuffle                             # tail conv
-        return reach + self.unshuffle                       # unshuffle/shuffle phase
+        reach += self.unshuffle                             # unshuffle/shuffle phase
+        if self.refine is not None:
+            reach += self.refine_blocks + 2                 # full-resolution 3x3 convs
+        return reach
+
+    def grow_from(self, state: dict) -> None:
+        """Load an unrefined model's weights into this refined one (see `load_grown`)."""
+        load_grown(self, state, ("refine.",))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
@@ -74,4 +96,21 @@ class UNet(nn.Module):
         for i in reversed(range(len(self.ups))):
             h = self.decoders[i](self.ups[i](h) + skips[i])
         out = F.pixel_shuffle(self.tail(h), self.unshuffle)[..., :height, :width]
-        return x[:, :self.out_channels] + out if self.residual else out
+        out = x[:, :self.out_channels] + out if self.residual else out
+        if self.refine is not None:
+            out = out + self.refine(torch.cat([x, out], dim=1))
+        return out
+
+
+def load_grown(model: nn.Module, state: dict, new: tuple[str, ...]) -> None:
+    """Load a smaller model's weights into `model`, which adds the parts named by the key
+    prefixes `new`: every other parameter must be in `state` and fit, and nothing in `state`
+    may be left over. The new parts keep their initial values (built to change nothing at first)."""
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:                      # a shape that differs
+        detail = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+        raise RuntimeError(f"weights do not fit this model: {detail}") from None
+    stray = [k for k in missing if not k.startswith(new)] + list(unexpected)
+    if stray:
+        raise RuntimeError(f"weights do not fit this model: {', '.join(stray[:4])}")

@@ -146,7 +146,14 @@ def analyse(raw: RawImage, recipe: Recipe, device: torch.device | None = None) -
         if recipe.dehaze != "none":
             # the dehazer sees sRGB-encoded linear light; deblur, which comes first, keeps the
             # local means an airlight and a 64-pixel thumbnail are made of, so it is left out here
-            airlight = dehaze.image_airlight(_srgb_encode(lin))[0]
+            encoded = _srgb_encode(lin)
+            if recipe.dehaze == "dcp":
+                airlight = dehaze.image_airlight(encoded)[0]
+            else:
+                from ispcli.pipeline import learned
+
+                airlight = learned.dehaze_airlight(recipe.dehaze, encoded, device=device,
+                                                   precision=recipe.precision)[0]
             lin = _through(restore_stages(recipe, airlight, device), dehaze.analysis_copy(lin), device)
     ev = recipe.exposure
     if recipe.auto_exposure:

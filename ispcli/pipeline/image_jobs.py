@@ -134,13 +134,15 @@ def _denoise_plan(image: np.ndarray, scale: float, recipe: Recipe, device, resul
 def _dehaze_plan(image: np.ndarray, scale: float, recipe: Recipe, device, result: FileResult):
     """The airlight is estimated once, on the whole image's downscaled copy."""
     from ispcli.isp.dehaze import image_airlight
+    from ispcli.models import registry
     from ispcli.pipeline import learned
 
-    airlight = image_airlight(analysis_copy(image, scale))[0]
+    copy = analysis_copy(image, scale)
     if recipe.model == "dcp":
-        return learned.dcp_stage(airlight)
-    return learned.dehaze_stage(recipe.model, airlight, device=device, precision=recipe.precision,
-                                compile=recipe.compile)
+        return learned.dcp_stage(image_airlight(copy)[0])
+    model = registry.load(recipe.model, task="dehaze", domain="display")
+    airlight = learned.dehaze_airlight(model, copy, device=device, precision=recipe.precision)[0]
+    return learned.dehaze_stage(model, airlight, device=device, precision=recipe.precision, compile=recipe.compile)
 
 
 def _deblur_plan(image: np.ndarray, scale: float, recipe: Recipe, device, result: FileResult):

@@ -146,16 +146,28 @@ def _restore_domain(encoded: bool) -> Domain:
     return Domain.display if encoded else Domain.linear
 
 
+def dehaze_airlight(model_name, image: torch.Tensor, *, device: torch.device, precision: str = "auto") -> torch.Tensor:
+    """The analysis pass of a learned dehazer: the airlight (N, 3) of whole sRGB-encoded images,
+    from their downscaled copies: the dark-channel estimate (`isp.dehaze.image_airlight`),
+    corrected by the model's global branch when it has one. Give it to `dehaze_stage`."""
+    from ispcli.isp.dehaze import analysis_copy
+
+    model = _prepare(_load(model_name, "dehaze"), device)
+    with torch.inference_mode(), _autocast(device, precision):
+        airlight = model.analyse(analysis_copy(image.to(device, torch.float32)))
+    return airlight.float().cpu()
+
+
 def dehaze_stage(model_name, airlight, *, device: torch.device, precision: str = "auto", compile: bool = False,
                  encoded: bool = True) -> Stage:
-    """Learned dehazing with the image's airlight ((3,), sRGB-encoded, from
-    `isp.dehaze.image_airlight`: estimated once per image, so every tile uses the same)."""
+    """Learned dehazing with the image's airlight ((3,), sRGB-encoded, from `dehaze_airlight`:
+    estimated once per image, so every tile uses the same)."""
     model = _prepare(_load(model_name, "dehaze"), device, compile)
     a = _rgb3(airlight, "the airlight")
 
     def net(x: torch.Tensor) -> torch.Tensor:
         with _autocast(x.device, precision):
-            out = model(conditioning.dehaze_input(x, a.to(x.device)))
+            out = model.apply(x, a.to(x.device))
         return out.float()
 
     d = _restore_domain(encoded)

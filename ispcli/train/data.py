@@ -109,10 +109,15 @@ def _fill(crop: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 class PatchSampler:
-    """Random crops with random flips and 90° turns, from a generator whose state checkpoints."""
+    """Random crops with random flips and 90° turns, from a generator whose state checkpoints.
 
-    def __init__(self, images: list[np.ndarray], patch: int, seed: int, channels: int = 3):
-        self.images, self.patch, self.channels = images, patch, channels
+    With `scenes` > 0 that fraction of the samples is a whole scene instead of a crop: the
+    largest square of the photo, shrunk to the patch size. A model with a global branch (enhance)
+    meets whole pictures in use; crops alone teach it the statistics of a fragment, where a
+    dark wall and an underexposed photo look alike."""
+
+    def __init__(self, images: list[np.ndarray], patch: int, seed: int, channels: int = 3, scenes: float = 0.0):
+        self.images, self.patch, self.channels, self.scenes = images, patch, channels, scenes
         self.generator = torch.Generator().manual_seed(seed)
 
     def batch(self, size: int) -> torch.Tensor:
@@ -120,9 +125,15 @@ class PatchSampler:
         out = torch.empty(size, self.channels, p, p)
         for i in range(size):
             img = self.images[int(torch.randint(len(self.images), (1,), generator=g))]
-            y = int(torch.randint(img.shape[0] - p + 1, (1,), generator=g))
-            x = int(torch.randint(img.shape[1] - p + 1, (1,), generator=g))
-            crop = _fill(torch.from_numpy(img[y:y + p, x:x + p]).permute(2, 0, 1).float() / 255, self.channels)
+            scene = self.scenes > 0 and float(torch.rand(1, generator=g)) < self.scenes
+            side = min(img.shape[:2]) if scene else p
+            y = int(torch.randint(img.shape[0] - side + 1, (1,), generator=g))
+            x = int(torch.randint(img.shape[1] - side + 1, (1,), generator=g))
+            crop = torch.from_numpy(img[y:y + side, x:x + side]).permute(2, 0, 1).float() / 255
+            if side != p:
+                crop = torch.nn.functional.interpolate(crop[None], size=(p, p), mode="bilinear",
+                                                       antialias=True, align_corners=False)[0].clamp(0, 1)
+            crop = _fill(crop, self.channels)
             turn, flip = torch.randint(4, (1,), generator=g).item(), torch.randint(2, (1,), generator=g).item()
             crop = torch.rot90(crop, turn, (1, 2))
             out[i] = crop.flip(2) if flip else crop

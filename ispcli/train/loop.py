@@ -48,6 +48,7 @@ class TrainConfig:
     pairs: list = field(default_factory=list)     # [[input_dir, target_dir], ...]
     hold_out: int = 6                             # pairs kept out of training for `eval`
     pair_repeat: int = 1                          # each pair counts this many times in sampling
+    scenes: float = 0.0                           # fraction of samples that are whole photos, shrunk
 
 
 class TrainError(ValueError):
@@ -182,11 +183,21 @@ def _initialise(model, cfg: TrainConfig, task, args: dict, weights_dir) -> str:
             raise TrainError(f"--init {cfg.init}: does not fit this model ({str(exc).splitlines()[0]})") from None
         return f"{cfg.init} (step {state.get('step', '?')}, sha256 {weights.sha256(path)[:12]}…)"
     base = registry.load(cfg.init, task=task.name, weights_dir=weights_dir)
-    if base.entry.args != args:
+    grown = {k: v for k, v in args.items() if k not in GROWTH_ARGS}
+    if base.entry.args == args:
+        model.load_state_dict(base.state_dict())
+    elif base.entry.args == grown and hasattr(model, "grow_from"):
+        try:
+            model.grow_from(base.state_dict())  # a refined model from an unrefined one
+        except RuntimeError as exc:
+            raise TrainError(f"--init {cfg.init}: {exc}") from None
+    else:
         raise TrainError(f"--init {cfg.init}: its architecture arguments {base.entry.args} differ from "
                          f"this run's {args}")
-    model.load_state_dict(base.state_dict())
     return f"{cfg.init} (sha256 {base.entry.sha256[:12]}…)"
+
+
+GROWTH_ARGS = ("refine", "refine_blocks", "airlight_width", "stats_width")   # what a model may add to the one it starts from
 
 
 class _Files(list):
@@ -303,7 +314,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg.steps))
     # Every process draws the same global batch (batch x processes) and trains on its own slice,
     # so N processes follow exactly the run one process would make with the global batch.
-    sampler = data.PatchSampler(train_images, cfg.patch, cfg.seed * 1000, task.channels)
+    sampler = data.PatchSampler(train_images, cfg.patch, cfg.seed * 1000, task.channels, cfg.scenes)
     degrade_gen = torch.Generator().manual_seed(cfg.seed * 1000 + 500)
     mine = slice(dist.rank * cfg.batch, (dist.rank + 1) * cfg.batch)
     start, elapsed_before, best = 0, 0.0, None
@@ -370,7 +381,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
             file=f"{cfg.out}.pt", sha256="", parameters=0,
             training={"command": cfg.command, "resumed": cfg.resumed, "data": cfg.data, "images": len(train_images),
                       "validation_images": len(val_images), "steps": cfg.steps, "batch": batch,
-                      "patch": cfg.patch, "loss": cfg.loss, "lr": cfg.lr, "seed": cfg.seed,
+                      "patch": cfg.patch, **({"scenes": cfg.scenes} if cfg.scenes else {}),
+                      "loss": cfg.loss, "lr": cfg.lr, "seed": cfg.seed,
                       "degradation": task.summary, "device": str(device), "processes": dist.world,
                       "seconds": round(elapsed_before + time.time() - t0),
                       "initialised_from": init_note,
