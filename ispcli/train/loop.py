@@ -197,7 +197,8 @@ def _initialise(model, cfg: TrainConfig, task, args: dict, weights_dir) -> str:
     return f"{cfg.init} (sha256 {base.entry.sha256[:12]}…)"
 
 
-GROWTH_ARGS = ("refine", "refine_blocks", "airlight_width", "stats_width")   # what a model may add to the one it starts from
+# what a model may add to the one it starts from (`--init MODEL` then grows that model)
+GROWTH_ARGS = ("refine", "refine_blocks", "airlight_width", "stats_width")
 
 
 class _Files(list):
