@@ -1,13 +1,17 @@
 """Throughput of the shipped models through the runner on this machine (CPU, 2 threads).
 
     python benchmarks/model_speed.py [--sizes 1024,2048] [--layouts channels_last,contiguous]
+                                     [--models denoise-unet,...] [--weights DIR --label old]
 
 Each model runs on a random input exactly as the commands run it (default tile for the device,
 halo of the receptive field, reflected borders); median of 3. `--layouts` also times the
 weights in plain contiguous layout (what ispcli used before channels-last), interleaved with the
-default so that both see the same machine.
+default so that both see the same machine. `--weights DIR` also times the same-named models of
+another weights folder (e.g. the weights a change replaces), interleaved with the installed ones.
 """
 import argparse
+import contextlib
+import os
 import statistics
 import sys
 import time
@@ -37,11 +41,28 @@ def stages(dev, img, mos):
     ]
 
 
+@contextlib.contextmanager
+def _weights(folder: Path):
+    old = os.environ.get("ISPCLI_WEIGHTS")
+    os.environ["ISPCLI_WEIGHTS"] = str(folder)
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["ISPCLI_WEIGHTS"]
+        else:
+            os.environ["ISPCLI_WEIGHTS"] = old
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1024,2048")
     ap.add_argument("--layouts", default="channels_last", help="channels_last and/or contiguous")
+    ap.add_argument("--models", default="", help="comma-separated subset of the models (default: all)")
+    ap.add_argument("--weights", type=Path, help="another weights folder whose same-named models to time too")
+    ap.add_argument("--label", default="other", help="what to call --weights' models in the output")
     args = ap.parse_args()
+    wanted = {m for m in args.models.split(",") if m}
     torch.set_num_threads(2)
     dev = torch.device("cpu")
     rng = np.random.default_rng(0)
@@ -52,10 +73,15 @@ def main() -> None:
         img = rng.random((size, size, 3), dtype=np.float32)
         mos = rng.random((size, size), dtype=np.float32)
         for name, build, src, align in stages(dev, img, mos):
+            if wanted and name not in wanted:
+                continue
             pipes = {}
             for layout in args.layouts.split(","):
                 learned._prepare = layouts[layout]
                 pipes[layout] = Pipeline([build()])
+                if args.weights is not None:
+                    with _weights(args.weights):
+                        pipes[f"{args.label} {layout}"] = Pipeline([build()])
             learned._prepare = prepare
             times = {layout: [] for layout in pipes}
             for _ in range(3):

@@ -202,3 +202,38 @@ def test_bad_arch_args_are_one_clear_line(tmp_path, folder, arg, expect):
     r = _train(tmp_path, folder, "denoise", "--steps", "1", "--arch-arg", arg)
     assert r.returncode == 2 and expect in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "w").exists()
+
+
+def test_noise_range_sets_the_sigma_the_denoiser_trains_on(tmp_path, folder):
+    from ispcli.train import degrade
+
+    clean = torch.rand(64, 3, 8, 8)
+    x, _ = degrade.denoise_pair(clean, torch.Generator().manual_seed(0), sigma_min=10 / 255, sigma_max=20 / 255)
+    sigma = x[:, 3, 0, 0] * 255                                   # the noise-level plane it is told
+    assert float(sigma.min()) >= 10 and float(sigma.max()) <= 20 and float(sigma.max() - sigma.min()) > 5
+    noise = (x[:, :3] - clean).flatten(1).std(1) * 255
+    assert float((noise - sigma).abs().max()) < 6                 # and the noise it gets
+    r = _train(tmp_path, folder, "denoise", "--steps", "2", "--noise-range", "5,30")
+    assert r.returncode == 0, r.stderr
+    (entry,) = json.loads((tmp_path / "w" / "manifest.json").read_text())["models"]
+    assert entry["training"]["degradation_settings"] == {"sigma_min": 5 / 255, "sigma_max": 30 / 255}
+
+
+@pytest.mark.parametrize("task,value,expect", [("denoise", "30,5", "0 <= LO < HI <= 255"),
+                                               ("denoise", "a,b", "expected LO,HI"),
+                                               ("deblur", "0,50", "only for the denoise task")])
+def test_bad_noise_range_is_refused(tmp_path, folder, task, value, expect):
+    r = _train(tmp_path, folder, task, "--steps", "1", "--noise-range", value)
+    assert r.returncode == 2 and expect in r.stderr and not (tmp_path / "w").exists()
+
+
+def test_a_resumed_run_still_says_which_weights_it_started_from(tmp_path, folder):
+    assert _train(tmp_path, folder, "denoise", "--steps", "2", name="base", run="base").returncode == 0
+    assert _train(tmp_path, folder, "denoise", "--steps", "2", "--init", "base", name="tuned",
+                  run="tuned").returncode == 0
+    longer = run_cli("train", "denoise", "--out", "tuned", "--run-dir", str(tmp_path / "tuned"), "--resume",
+                     "--steps", "3", "--weights-dir", str(tmp_path / "w"), "-q", cwd=tmp_path)
+    assert longer.returncode == 0, longer.stderr
+    entries = {e["name"]: e for e in json.loads((tmp_path / "w" / "manifest.json").read_text())["models"]}
+    assert entries["tuned"]["training"]["steps"] == 3
+    assert entries["tuned"]["training"]["initialised_from"].startswith("base (sha256 ")

@@ -45,6 +45,16 @@ def _arch_arg(text: str) -> tuple[str, object]:
     return key, parsed
 
 
+def _noise_range(text: str) -> dict:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        usage_error(f"--noise-range {text!r}: expected LO,HI in 0-255 units, e.g. 0,55")
+    if not 0 <= lo < hi <= 255:
+        usage_error(f"--noise-range {text!r}: expected 0 <= LO < HI <= 255")
+    return {"sigma_min": lo / 255, "sigma_max": hi / 255}
+
+
 def train(
     task: str = typer.Argument(..., metavar="TASK", help="denoise | raw-denoise | demosaic | dehaze | deblur | enhance",
                                autocompletion=lambda: list(TASK_NAMES)),
@@ -83,6 +93,9 @@ def train(
                                             "checkpoint.pt (fine-tuning)."),
     pair_repeat: int = typer.Option(1, "--pair-repeat", help="enhance: each pair counts N times when patches "
                                     "are drawn (weights real pairs against synthetic ones)."),
+    noise_range: Optional[str] = typer.Option(None, "--noise-range", metavar="LO,HI",
+                                              help="denoise: the Gaussian σ drawn per patch, uniform in LO..HI "
+                                                   "(0-255 units).", show_default="0,75"),
     scenes: float = typer.Option(0.0, "--scenes", metavar="F",
                                  help="Fraction of samples that are whole photos shrunk to --patch instead of "
                                       "crops (for models that look at the whole image, e.g. enhance)."),
@@ -119,6 +132,11 @@ def train(
         arch_args["channels"] = _ints(channels, "--channels")
     if blocks is not None:
         arch_args["blocks"] = _ints(str(blocks), "--blocks")[0]
+    degrade = {}
+    if noise_range is not None:
+        if task != "denoise":
+            usage_error("--noise-range: only for the denoise task")
+        degrade = _noise_range(noise_range)
     for item in arch_arg or []:
         key, value = _arch_arg(item)
         arch_args[key] = value
@@ -135,7 +153,7 @@ def train(
         torch.set_num_threads(threads)
     cfg = TrainConfig(task=task, data=list(data or []), val=list(val or []),
                       pairs=[list(pairs)] if pairs else [], hold_out=hold_out, pair_repeat=pair_repeat,
-                      scenes=scenes, out=out,
+                      scenes=scenes, degrade=degrade, out=out,
                       steps=steps or 10000, batch=batch, patch=patch, lr=lr, loss=loss or tasks.get(task).loss,
                       seed=seed, checkpoint_every=checkpoint_every,
                       val_every=val_every, arch_args=arch_args, device=device, run_dir=run_dir or "", init=init or "",

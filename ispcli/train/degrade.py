@@ -28,11 +28,11 @@ def poisson_gaussian_noise(clean: torch.Tensor, shot, read, generator: torch.Gen
 
 
 def denoise_pair(clean: torch.Tensor, generator: torch.Generator, *, sigma_max: float = 75 / 255,
-                 poisson_fraction: float = 0.0):
-    """(model input, target): Gaussian noise with σ uniform in [0, sigma_max] per image, or
-    for `poisson_fraction` of the images Poisson-Gaussian noise with its σ map."""
+                 sigma_min: float = 0.0, poisson_fraction: float = 0.0):
+    """(model input, target): Gaussian noise with σ uniform in [sigma_min, sigma_max] per image,
+    or for `poisson_fraction` of the images Poisson-Gaussian noise with its σ map."""
     n = clean.shape[0]
-    sigma = torch.rand(n, generator=generator) * sigma_max
+    sigma = sigma_min + torch.rand(n, generator=generator) * (sigma_max - sigma_min)
     noisy = gaussian_noise(clean, sigma, generator)
     inputs = conditioning.denoise_input(noisy, sigma)
     if poisson_fraction > 0:

@@ -49,6 +49,7 @@ class TrainConfig:
     hold_out: int = 6                             # pairs kept out of training for `eval`
     pair_repeat: int = 1                          # each pair counts this many times in sampling
     scenes: float = 0.0                           # fraction of samples that are whole photos, shrunk
+    degrade: dict = field(default_factory=dict)   # the task's degradation settings (e.g. denoise's σ range)
 
 
 class TrainError(ValueError):
@@ -133,13 +134,13 @@ def _device(cfg: TrainConfig) -> torch.device:
     return device
 
 
-def _validate(model, val_crops, task, device, seed: int) -> float:
+def _validate(model, val_crops, task, device, seed: int, degrade: dict) -> float:
     g = torch.Generator().manual_seed(seed)
     scores = []
     model.eval()
     with torch.inference_mode():
         for clean in val_crops:
-            x, target = task.make_pair(clean, g)
+            x, target = task.make_pair(clean, g, **degrade)
             pred = model(x.to(device)).cpu()
             scores.append(float(metrics.psnr(pred.clamp(0, 1) if task.domain == "display" else pred, target)))
     model.train()
@@ -326,6 +327,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
         sampler.restore(ckpt["sampler"][0])
         degrade_gen.set_state(ckpt["degrade"][0])
         start, elapsed_before = int(ckpt["step"]), float(ckpt["elapsed"])
+        init_note = ckpt.get("initialised_from", init_note)   # what --init was when the run began
         best = ckpt.get("val_psnr")
     elif dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -337,7 +339,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
         if dist.main:
             _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                           "scheduler": scheduler.state_dict(), "sampler": states[0], "degrade": states[1],
-                          "step": step, "elapsed": elapsed_before + time.time() - t0, "val_psnr": val}, ckpt_path)
+                          "step": step, "elapsed": elapsed_before + time.time() - t0, "val_psnr": val,
+                          "initialised_from": init_note}, ckpt_path)
 
     reporter = _Reporter(cfg, start, quiet or not dist.main)
     log = open(run_dir / "log.jsonl", "a") if dist.main else None
@@ -347,7 +350,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
     try:
         model.train()
         for step in range(start, cfg.steps):
-            x, target = task.make_pair(sampler.batch(batch), degrade_gen)
+            x, target = task.make_pair(sampler.batch(batch), degrade_gen, **cfg.degrade)
             x, target = x[mine], target[mine]
             pred = net(x.to(device, non_blocking=True))
             loss = loss_fn(cfg.loss, pred, target.to(device, non_blocking=True))
@@ -362,7 +365,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
             done = step + 1
             val_now = None
             if done % cfg.val_every == 0 or done == cfg.steps:
-                val = val_now = _validate(model, val_crops, task, device, cfg.seed) if dist.main else None
+                val = val_now = (_validate(model, val_crops, task, device, cfg.seed, cfg.degrade)
+                                 if dist.main else None)
             if log is not None and (done % 50 == 0 or val_now is not None):
                 log.write(json.dumps({"step": done, "loss": round(running, 6), "lr": scheduler.get_last_lr()[0],
                                       "val_psnr": None if val_now is None else round(val_now, 3),
@@ -383,6 +387,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
             training={"command": cfg.command, "resumed": cfg.resumed, "data": cfg.data, "images": len(train_images),
                       "validation_images": len(val_images), "steps": cfg.steps, "batch": batch,
                       "patch": cfg.patch, **({"scenes": cfg.scenes} if cfg.scenes else {}),
+                      **({"degradation_settings": cfg.degrade} if cfg.degrade else {}),
                       "loss": cfg.loss, "lr": cfg.lr, "seed": cfg.seed,
                       "degradation": task.summary, "device": str(device), "processes": dist.world,
                       "seconds": round(elapsed_before + time.time() - t0),
