@@ -107,6 +107,34 @@ def test_restore_stages_tiles_equal_whole_frame(tiny_weights, busy_enhance, kind
     assert tiled_error(Pipeline([stage]), image, tile=78) < 1e-4, kind
 
 
+def _tiny_positional_dehazer(directory) -> str:
+    from ispcli.models import registry, weights
+
+    torch.manual_seed(2)
+    args = {"channels": [8, 16], "blocks": 1, "position": True}
+    entry = weights.Entry(name="tiny-dehaze-pos", task="dehaze", domain="display", arch="dehaze-net",
+                          args=args, file="tiny-dehaze-pos.pt", sha256="", parameters=0,
+                          training={"note": "untrained test model"})
+    weights.save(registry.build("dehaze-net", **args), entry, directory)
+    return entry.name
+
+
+@pytest.mark.parametrize("encoded", [True, False])
+def test_a_positional_dehazer_sees_frame_coordinates_whatever_the_tiles(tiny_weights, encoded):
+    image = hazy(100, 150)
+    if not encoded:
+        image = 1.3 * image ** 2.2
+    name = _tiny_positional_dehazer(tiny_weights)
+    stage = learned.dehaze_stage(name, [0.8, 0.8, 0.8], device=CPU, encoded=encoded)
+    assert stage.positional
+    for tile in (78, 64):            # tiles, batches of them, context reflected at the edges
+        assert tiled_error(Pipeline([stage]), image, tile=tile) < 1e-4
+    # the same pixels lower in the frame come out differently: position is what it reads
+    top = runner.run_whole(Pipeline([stage]), image[:60], CPU)
+    lower = runner.run_whole(Pipeline([stage]), image, CPU)[..., :60, :]
+    assert (top[..., 10:50, 10:-10] - lower[..., 10:50, 10:-10]).abs().max() > 1e-3
+
+
 def test_linear_stages_run_the_network_between_the_srgb_curves(tiny_weights):
     image = hazy(64, 64)
     lin = learned._srgb_decode(torch.from_numpy(image).permute(2, 0, 1)[None])

@@ -64,11 +64,13 @@ def test_dcp_recovers_haze_it_can_see_and_estimates_the_airlight():
 def test_dehaze_pairs_tell_the_model_an_airlight():
     photo = (_image()[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     with_depth = haze.attach_depth(photo)
-    assert with_depth.shape == (64, 80, 4) and with_depth[0, :, 3].mean() > with_depth[-1, :, 3].mean()
+    assert with_depth.shape == (64, 80, 6) and with_depth[0, :, 3].mean() > with_depth[-1, :, 3].mean()
+    assert with_depth[0, 0, 4] == 0 and with_depth[-1, 0, 4] == 255 and with_depth[0, -1, 5] == 255  # row, column
     batch = torch.from_numpy(with_depth).permute(2, 0, 1).unsqueeze(0).float() / 255
     x, target = degrade.dehaze_pair(batch, torch.Generator().manual_seed(0))
-    assert x.shape == (1, 6, 64, 80) and torch.equal(target, batch[:, :3])
-    assert torch.all(x[:, 3:] == x[:, 3:, :1, :1])      # constant planes
+    assert x.shape == (1, 8, 64, 80) and torch.equal(target, batch[:, :3])
+    assert torch.all(x[:, 3:6] == x[:, 3:6, :1, :1])    # constant airlight planes
+    assert torch.equal(x[:, 6:8], batch[:, 4:6])        # then where each pixel lies in the photo
 
 
 def test_the_dehazer_inverts_the_scattering_model_with_its_transmission():
@@ -83,6 +85,22 @@ def test_the_dehazer_inverts_the_scattering_model_with_its_transmission():
     hazy = clean * t + 0.8 * (1 - t)
     out = net(torch.cat([hazy, torch.full((1, 3, 64, 80), 0.8)], 1))
     assert torch.allclose(out, clean, atol=1e-5)
+
+
+def test_a_positional_dehazer_grows_from_one_without_position_and_starts_equal():
+    from ispcli.models.dehaze import DehazeNet
+
+    torch.manual_seed(0)
+    base = DehazeNet((8, 16), 1).eval()
+    grown = DehazeNet((8, 16), 1, position=True).eval()
+    grown.grow_from(base.state_dict())
+    hazy = _image()
+    coords = torch.rand(1, 2, 64, 80)
+    with torch.no_grad():
+        assert torch.allclose(grown.apply(hazy, torch.tensor([0.8, 0.8, 0.8]), coords),
+                              base.apply(hazy, torch.tensor([0.8, 0.8, 0.8])), atol=1e-6)
+        with pytest.raises(ValueError, match="frame coordinates"):
+            grown.apply(hazy, torch.tensor([0.8, 0.8, 0.8]))
 
 
 def test_an_airlight_branch_starts_from_the_dark_channel_estimate_and_learns_a_correction():

@@ -157,6 +157,27 @@ def test_refine_with_init_grows_an_installed_model(tmp_path, folder):
     assert bad.returncode == 2 and "architecture arguments" in bad.stderr     # no shrinking back
 
 
+def test_a_part_trains_alone_and_the_rest_of_the_model_stays(tmp_path, folder):
+    assert _train(tmp_path, folder, "enhance", "--steps", "2", name="base", run="base").returncode == 0
+    r = _train(tmp_path, folder, "enhance", "--steps", "4", "--init", "base", "--part", "global", "--lr", "1e-2",
+               name="g", run="g")
+    assert r.returncode == 0, r.stderr
+    from ispcli.models import registry
+
+    base = registry.load("base", weights_dir=tmp_path / "w").state_dict()
+    tuned = registry.load("g", weights_dir=tmp_path / "w")
+    assert tuned.entry.training["part"] == "global"
+    changed = {k for k, v in tuned.state_dict().items() if not torch.equal(v, base[k])}
+    assert changed and all(k.startswith(("features.", "head.")) for k in changed)
+    assert any(k.startswith("head.") for k in changed)
+    no_init = _train(tmp_path, folder, "enhance", "--steps", "1", "--part", "global", name="x", run="x")
+    assert no_init.returncode == 2 and "--part global: give --init" in no_init.stderr
+    wrong = _train(tmp_path, folder, "denoise", "--steps", "1", name="d", run="d")
+    assert wrong.returncode == 0
+    bad = _train(tmp_path, folder, "denoise", "--steps", "1", "--init", "d", "--part", "global", name="y", run="y")
+    assert bad.returncode == 2 and "no parts to train alone" in bad.stderr
+
+
 def test_a_stopped_run_can_be_finished_where_it_stands(tmp_path, folder):
     # a run stopped early (Ctrl-C, a session's end) becomes weights without training further
     r = _train(tmp_path, folder, "denoise", "--steps", "12", "--checkpoint-every", "4", name="early")

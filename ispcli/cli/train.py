@@ -99,6 +99,9 @@ def train(
     scenes: float = typer.Option(0.0, "--scenes", metavar="F",
                                  help="Fraction of samples that are whole photos shrunk to --patch instead of "
                                       "crops (for models that look at the whole image, e.g. enhance)."),
+    part: Optional[str] = typer.Option(None, "--part", metavar="PART",
+                                       help="Train only this part of the --init model, on its own output "
+                                            "(enhance-net: global, the whole-image colour and tone transform)."),
     run_dir: Optional[str] = typer.Option(None, "--run-dir", help="Checkpoint folder. [default: runs/NAME]"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir from its checkpoint."),
     weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="Where to write the weights."),
@@ -125,6 +128,8 @@ def train(
     if not data and not pairs and not resume:
         usage_error("no training data: give --data DIR"
                     + (" or --pairs INPUT_DIR TARGET_DIR" if task == "enhance" else ""))
+    if part and not init and not resume:
+        usage_error(f"--part {part}: give --init MODEL, the model whose other parts stay as they are")
     if not out or "/" in out or out.startswith("."):
         usage_error(f"--out {out!r}: a model name, not a path")
     arch_args = {}
@@ -153,7 +158,7 @@ def train(
         torch.set_num_threads(threads)
     cfg = TrainConfig(task=task, data=list(data or []), val=list(val or []),
                       pairs=[list(pairs)] if pairs else [], hold_out=hold_out, pair_repeat=pair_repeat,
-                      scenes=scenes, degrade=degrade, out=out,
+                      scenes=scenes, degrade=degrade, part=part or "", out=out,
                       steps=steps or 10000, batch=batch, patch=patch, lr=lr, loss=loss or tasks.get(task).loss,
                       seed=seed, checkpoint_every=checkpoint_every,
                       val_every=val_every, arch_args=arch_args, device=device, run_dir=run_dir or "", init=init or "",

@@ -76,8 +76,10 @@ def from_rggb(x: torch.Tensor, offset: tuple[int, int]) -> torch.Tensor:
     return x[..., dy:, dx:]
 
 
-def dehaze_input(hazy: torch.Tensor, airlight: torch.Tensor) -> torch.Tensor:
+def dehaze_input(hazy: torch.Tensor, airlight: torch.Tensor, coords: torch.Tensor | None = None) -> torch.Tensor:
     """Hazy sRGB plus three planes of the image's airlight ((N, 3) or (3,)), which the
-    analysis pass estimates once on the whole picture."""
+    analysis pass estimates once on the whole picture, and, when given, two planes of the
+    pixels' frame coordinates (what positional dehazers read; others ignore them)."""
     a = torch.as_tensor(airlight, dtype=hazy.dtype, device=hazy.device).reshape(-1, 3, 1, 1)
-    return torch.cat([hazy, a.expand(hazy.shape[0], 3, *hazy.shape[-2:])], dim=1)
+    planes = [hazy, a.expand(hazy.shape[0], 3, *hazy.shape[-2:])]
+    return torch.cat(planes + ([coords.to(hazy)] if coords is not None else []), dim=1)

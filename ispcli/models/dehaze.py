@@ -11,6 +11,11 @@ Where t is small an error in A is magnified by 1/t, and the dark-channel estimat
 global branch looks at a thumbnail of the whole picture and corrects that estimate (a gain per
 channel, starting at 1); such a model is trained on whole scenes (`train --scenes`) and, in
 training, takes A from its own analysis of what it is given rather than from its input planes.
+
+With `position` the network also sees each pixel's row and column in the whole frame (two
+planes in [0, 1]): in outdoor photographs the top is usually further away, which a tile alone
+cannot know. The runner hands positional stages their tiles' frame coordinates, so tiles still
+equal the whole frame; in training the planes come with each photo (`train.haze.attach_depth`).
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ THUMB = 64
 
 
 class DehazeNet(nn.Module):
-    def __init__(self, channels: tuple[int, ...] = (32, 64, 128, 256), blocks: int = 2, airlight_width: int = 0):
+    def __init__(self, channels: tuple[int, ...] = (32, 64, 128, 256), blocks: int = 2, airlight_width: int = 0,
+                 position: bool = False):
         super().__init__()
-        self.net = UNet(6, 4, channels, blocks, residual=False)
+        self.position = position
+        self.net = UNet(8 if position else 6, 4, channels, blocks, residual=False)
         with torch.no_grad():                    # start near t = 0.9 (light haze), r = 0
             self.net.tail.bias.zero_()
             self.net.tail.bias[:4].fill_(2.2)    # the unshuffled t planes come first
@@ -64,21 +71,36 @@ class DehazeNet(nn.Module):
         f = torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3)), base], dim=1)
         return (base * torch.exp(self.airlight_head(f))).clamp(0.05, 1.0)
 
-    def apply(self, hazy: torch.Tensor, airlight: torch.Tensor) -> torch.Tensor:
-        """Dehaze a tile with the whole image's airlight ((N, 3) or (3,))."""
+    def apply(self, hazy: torch.Tensor, airlight: torch.Tensor, coords: torch.Tensor | None = None) -> torch.Tensor:
+        """Dehaze a tile with the whole image's airlight ((N, 3) or (3,)); a positional model
+        also takes the tile's frame coordinates `coords` (N, 2, H, W) (see `tiling.Where`)."""
         a = torch.as_tensor(airlight, dtype=hazy.dtype, device=hazy.device).reshape(-1, 3, 1, 1)
         planes = a.expand(hazy.shape[0], 3, *hazy.shape[-2:])
-        out = self.net(torch.cat([hazy, planes], dim=1))
+        inputs = [hazy, planes]
+        if self.position:
+            if coords is None:
+                raise ValueError("this dehazer takes the frame coordinates of what it is given")
+            inputs.append(coords.to(hazy))
+        out = self.net(torch.cat(inputs, dim=1))
         t = T_MIN + (1 - T_MIN) * torch.sigmoid(out[:, :1])
         return (hazy - planes) / t + planes + out[:, 1:4]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Training's view: hazy RGB plus airlight planes (`conditioning.dehaze_input`); a model
-        with an airlight branch estimates A from the hazy picture itself instead."""
+        """Training's view: hazy RGB, airlight planes and frame coordinates
+        (`conditioning.dehaze_input`); a model with an airlight branch estimates A from the hazy
+        picture itself instead."""
         hazy = x[:, :3]
         airlight = self.analyse(hazy) if self.features is not None else x[:, 3:6, 0, 0]
-        return self.apply(hazy, airlight)
+        return self.apply(hazy, airlight, x[:, 6:8] if self.position else None)
 
     def grow_from(self, state: dict) -> None:
-        """Start from a dehazer without the airlight branch (which begins as a gain of 1)."""
+        """Start from a dehazer without the airlight branch (which begins as a gain of 1) or
+        without position (whose input weights begin at zero)."""
+        if self.position and state["net.head.weight"].shape[1] != self.net.head.weight.shape[1]:
+            old = state["net.head.weight"]
+            # pixel-unshuffle keeps each input channel's four phases together, so the old
+            # channels are the first ones and the coordinate planes come after them
+            weight = torch.zeros_like(self.net.head.weight)
+            weight[:, :old.shape[1]] = old
+            state = {**state, "net.head.weight": weight}
         load_grown(self, state, ("features.", "airlight_head."))

@@ -100,6 +100,16 @@ class EnhanceNet(nn.Module):
         """Start from an enhancer without the statistics head."""
         load_grown(self, state, ("stats_head.",))
 
+    # `train --part global` trains the whole-image transform alone: it owns brightness and
+    # colour (the local branch only adds detail), and without the U-Net a step costs a fraction
+    # of a full one, so many whole scenes per step are affordable.
+    PARTS = {"global": ("features.", "head.", "stats_head.")}
+
+    def part_forward(self, part: str, x: torch.Tensor) -> torch.Tensor:
+        if part != "global":
+            raise ValueError(f"enhance-net has no part {part!r} (parts: {', '.join(self.PARTS)})")
+        return self.global_transform(x, self.analyse(x))
+
     def global_transform(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         n, k = x.shape[0], self.knots
         matrix = torch.eye(3, device=x.device, dtype=x.dtype) + params[:, :9].view(n, 3, 3)

@@ -165,14 +165,19 @@ def dehaze_stage(model_name, airlight, *, device: torch.device, precision: str =
     model = _prepare(_load(model_name, "dehaze"), device, compile)
     a = _rgb3(airlight, "the airlight")
 
-    def net(x: torch.Tensor) -> torch.Tensor:
+    def net(x: torch.Tensor, where=None) -> torch.Tensor:
+        coords = where.planes(*x.shape[-2:], device=x.device) if model.position else None
         with _autocast(x.device, precision):
-            out = model.apply(x, a.to(x.device))
+            out = model.apply(x, a.to(x.device), coords)
         return out.float()
 
     d = _restore_domain(encoded)
-    return Stage("dehaze", d, d, _around_srgb(net, encoded), halo=model.receptive_field, extend=True,
-                 align=model.multiple)
+    if not model.position:
+        return Stage("dehaze", d, d, _around_srgb(net, encoded), halo=model.receptive_field, extend=True,
+                     align=model.multiple)
+    fn = net if encoded else (lambda x, where: _srgb_decode(net(_srgb_encode(x), where)))
+    return Stage("dehaze", d, d, fn, halo=model.receptive_field, extend=True, align=model.multiple,
+                 positional=True)
 
 
 def dcp_stage(airlight, encoded: bool = True) -> Stage:

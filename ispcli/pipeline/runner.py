@@ -18,6 +18,7 @@ from ispcli.pipeline.tiling import (
     DEFAULT_TILE_CPU,
     DEFAULT_TILE_GPU,
     Tile,
+    Where,
     round_up,
     tile_grid,
 )
@@ -131,7 +132,8 @@ def _stream(pipeline: Pipeline, source: np.ndarray, sink: Sink, device: torch.de
             nonlocal done
             x = torch.cat([_tensor(p, device) for _, p, _ in pending]) if len(pending) > 1 \
                 else _tensor(pending[0][1], device)
-            out, (top, left) = pipeline.apply(x, pending[0][2], align)
+            where = Where(tuple((t.y0 - m[0], t.x0 - m[1]) for t, _, m in pending), (height, width))
+            out, (top, left) = pipeline.apply(x, pending[0][2], align, where)
             for i, (t, _, _) in enumerate(pending):
                 sink(t, out[i:i + 1, :, top:top + t.y1 - t.y0, left:left + t.x1 - t.x0])
             done += len(pending)
@@ -158,5 +160,6 @@ def run_whole(pipeline: Pipeline, source: np.ndarray, device: torch.device, alig
     full = Tile(0, 0, height, width, 0, 0, height, width)
     part, margins = _region(source, full, halo, pipeline.extend, align)
     with torch.inference_mode():
-        out, (top, left) = pipeline.apply(_tensor(part, device), margins, align)
+        where = Where(((-margins[0], -margins[1]),), (height, width))
+        out, (top, left) = pipeline.apply(_tensor(part, device), margins, align, where)
     return out[..., top:top + height, left:left + width]

@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 
 from ispcli.pipeline.order import position
+from ispcli.pipeline.tiling import Where
 
 
 class Domain(str, Enum):
@@ -40,8 +41,14 @@ class Stage:
     # A network that downsamples by k gives the same output only on the same k-pixel grid:
     # tiles must start at multiples of `align` from the frame's origin.
     align: int = 1
+    # A stage whose result depends on where a pixel lies in the frame (a dehazer that learned
+    # that the top of a picture is usually further away) is called as fn(x, where), with the
+    # region's frame coordinates (`tiling.Where`); without them x is taken as the whole frame.
+    positional: bool = False
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, where: Where | None = None) -> torch.Tensor:
+        if self.positional:
+            return self.fn(x, where if where is not None else Where.whole(x))
         return self.fn(x)
 
 
@@ -89,10 +96,11 @@ class Pipeline:
             x = stage(x)
         return x
 
-    def apply(self, x: torch.Tensor, margins: tuple[int, int, int, int], align: int = 1
-              ) -> tuple[torch.Tensor, tuple[int, int]]:
+    def apply(self, x: torch.Tensor, margins: tuple[int, int, int, int], align: int = 1,
+              where: Where | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
         """Run a region whose kept part has `margins` (top, left, bottom, right) pixels of
-        context around it; also the (top, left) of the kept part in the result.
+        context around it; also the (top, left) of the kept part in the result. `where` says
+        where the region lies in its frame (for positional stages).
 
         After each stage, context that no later stage needs is cropped off (in steps of
         `align`, so every crop keeps the mosaic phase and the networks' grid): behind a
@@ -101,7 +109,7 @@ class Pipeline:
         top, left, bottom, right = margins
         later = [sum(s.halo for s in self.stages[i + 1:]) for i in range(len(self.stages))]
         for i, stage in enumerate(self.stages):
-            x = stage(x)
+            x = stage(x, where)
             if i + 1 == len(self.stages) or any(s.extend for s in self.stages[i + 1:]):
                 continue
             keep = later[i]
@@ -110,6 +118,7 @@ class Pipeline:
                 h, w = x.shape[-2:]
                 x = x[..., ct:h - cb, cl:w - cr]
                 top, left, bottom, right = top - ct, left - cl, bottom - cb, right - cr
+                where = where.shifted(ct, cl) if where is not None else None
         return x, (top, left)
 
     def __repr__(self) -> str:

@@ -78,7 +78,8 @@ def raw_pair(clean: torch.Tensor, generator: torch.Generator, shot=None, read=No
 
 
 def dehaze_pair(batch: torch.Tensor, generator: torch.Generator, *, airlight_error: float = 0.1):
-    """(model input, target) from (N, 4, H, W) photos + depth (`haze.attach_depth`): haze from
+    """(model input, target) from (N, 6, H, W) photos + depth + frame coordinates
+    (`haze.attach_depth`): haze from
     the scattering model, β and a slightly tinted airlight drawn per image, a little wider
     than the eval protocol so that light haze and none at all are seen too. The model is told
     the airlight with the error its estimate has in use (`image_airlight` on a hazy photo)."""
@@ -91,7 +92,7 @@ def dehaze_pair(batch: torch.Tensor, generator: torch.Generator, *, airlight_err
     a = (a + 0.04 * (2 * torch.rand(n, 3, generator=generator) - 1)).clamp(0.05, 1.0)
     hazy = haze.add_haze(clean, depth, beta, a).clamp(0, 1)
     told = a * (1 + airlight_error * torch.randn(a.shape, generator=generator))
-    return conditioning.dehaze_input(hazy, told.clamp(0.05, 1.0)), clean
+    return conditioning.dehaze_input(hazy, told.clamp(0.05, 1.0), batch[:, 4:6]), clean
 
 
 def deblur_pair(clean: torch.Tensor, generator: torch.Generator, *, noise_max: float = 0.02):

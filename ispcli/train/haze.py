@@ -31,14 +31,18 @@ def depth_proxy(image: torch.Tensor) -> torch.Tensor:
 
 
 def attach_depth(image):
-    """(H, W, 3) uint8 photo → (H, W, 4) with its depth proxy as a fourth uint8 channel,
-    computed on the whole photo: patches cut from it then carry the depth of the scene, not
-    a ramp squeezed into the patch."""
+    """(H, W, 3) uint8 photo → (H, W, 6) with its depth proxy and each pixel's row and column
+    in the photo (scaled to 0–255) as uint8 channels, computed on the whole photo: patches cut
+    from it then carry the depth of the scene, not a ramp squeezed into the patch, and where
+    in the picture they lie (what positional dehazers are told in use, `tiling.Where`)."""
     import numpy as np
 
     x = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).float() / 255
     d = (depth_proxy(x)[0, 0] * 255).round().to(torch.uint8).numpy()
-    return np.concatenate([image, d[..., None]], axis=2)
+    h, w = image.shape[:2]
+    rows = np.broadcast_to(np.linspace(0, 255, h).round().astype(np.uint8)[:, None], (h, w))
+    cols = np.broadcast_to(np.linspace(0, 255, w).round().astype(np.uint8)[None, :], (h, w))
+    return np.concatenate([image, d[..., None], rows[..., None], cols[..., None]], axis=2)
 
 
 def add_haze(clean: torch.Tensor, depth: torch.Tensor, beta, airlight) -> torch.Tensor:

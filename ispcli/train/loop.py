@@ -50,6 +50,7 @@ class TrainConfig:
     pair_repeat: int = 1                          # each pair counts this many times in sampling
     scenes: float = 0.0                           # fraction of samples that are whole photos, shrunk
     degrade: dict = field(default_factory=dict)   # the task's degradation settings (e.g. denoise's σ range)
+    part: str = ""                                # train only this part of the model (see _Part)
 
 
 class TrainError(ValueError):
@@ -202,6 +203,25 @@ def _initialise(model, cfg: TrainConfig, task, args: dict, weights_dir) -> str:
 GROWTH_ARGS = ("refine", "refine_blocks", "airlight_width", "stats_width")
 
 
+class _Part(torch.nn.Module):
+    """One named part of a model (`Model.PARTS`: parameter-name prefixes), trained alone on
+    that part's own output (`Model.part_forward`); every other parameter stays as --init gave
+    it. Validation still scores the whole model."""
+
+    def __init__(self, model, part: str):
+        super().__init__()
+        parts = getattr(model, "PARTS", {})
+        if part not in parts:
+            raise TrainError(f"--part {part}: this architecture has "
+                             + (f"the parts {', '.join(parts)}" if parts else "no parts to train alone"))
+        self.model, self.part = model, part
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith(parts[part]))
+
+    def forward(self, x):
+        return self.model.part_forward(self.part, x)
+
+
 class _Files(list):
     """The training files, plus which pairs were used and held out."""
 
@@ -312,7 +332,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
     if cfg.init and not resume:
         init_note = _initialise(model, cfg, task, args, weights_dir)
     model = model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    trained = _Part(model, cfg.part) if cfg.part else model
+    optimizer = torch.optim.Adam([p for p in trained.parameters() if p.requires_grad], lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg.steps))
     # Every process draws the same global batch (batch x processes) and trains on its own slice,
     # so N processes follow exactly the run one process would make with the global batch.
@@ -332,7 +353,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
     elif dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-    net = dist.wrap(model, device)
+    net = dist.wrap(trained, device)
 
     def checkpoint(step: int, val: float | None):
         states = [sampler.state()], [degrade_gen.get_state()]   # the same in every process
@@ -387,6 +408,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
             training={"command": cfg.command, "resumed": cfg.resumed, "data": cfg.data, "images": len(train_images),
                       "validation_images": len(val_images), "steps": cfg.steps, "batch": batch,
                       "patch": cfg.patch, **({"scenes": cfg.scenes} if cfg.scenes else {}),
+                      **({"part": cfg.part} if cfg.part else {}),
                       **({"degradation_settings": cfg.degrade} if cfg.degrade else {}),
                       "loss": cfg.loss, "lr": cfg.lr, "seed": cfg.seed,
                       "degradation": task.summary, "device": str(device), "processes": dist.world,

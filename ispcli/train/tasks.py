@@ -21,7 +21,7 @@ class Task:
     channels: int = 3                # per sampled patch: 6 for (input, target) pairs
     pairs: bool = False              # takes --pairs INPUT_DIR TARGET_DIR
     loss: str = "l1"
-    depth: bool = False              # photos carry their depth proxy as a 4th channel
+    depth: bool = False              # photos carry their depth proxy and coordinates (haze.attach_depth)
 
 
 TASKS: dict[str, Task] = {
@@ -41,7 +41,7 @@ TASKS: dict[str, Task] = {
         summary="white-balanced Bayer mosaic denoiser, shot/read noise (Brooks et al. 2019), σ plane given"),
     "dehaze": Task(
         "dehaze", "display", degrade.dehaze_pair, arch="dehaze-net",
-        args={"channels": [32, 64, 128, 256], "blocks": 2}, channels=4, depth=True,
+        args={"channels": [32, 64, 128, 256], "blocks": 2}, channels=6, depth=True,
         summary="haze I = J·t + A·(1 − t) over the depth proxy of train.haze (colour attenuation prior + "
                 "vertical ramp, on the whole photo), β 0–2.5, airlight 0.6–1.0 ±0.04 tint, told with 10% error"),
     "deblur": Task(
