@@ -139,7 +139,7 @@ def _around_srgb(fn, encoded: bool):
     (`encoded=False`, as in develop) it runs between the sRGB curve and its inverse."""
     if encoded:
         return fn
-    return lambda x: _srgb_decode(fn(_srgb_encode(x)))
+    return lambda x, *where: _srgb_decode(fn(_srgb_encode(x), *where))
 
 
 def _restore_domain(encoded: bool) -> Domain:
@@ -172,12 +172,8 @@ def dehaze_stage(model_name, airlight, *, device: torch.device, precision: str =
         return out.float()
 
     d = _restore_domain(encoded)
-    if not model.position:
-        return Stage("dehaze", d, d, _around_srgb(net, encoded), halo=model.receptive_field, extend=True,
-                     align=model.multiple)
-    fn = net if encoded else (lambda x, where: _srgb_decode(net(_srgb_encode(x), where)))
-    return Stage("dehaze", d, d, fn, halo=model.receptive_field, extend=True, align=model.multiple,
-                 positional=True)
+    return Stage("dehaze", d, d, _around_srgb(net, encoded), halo=model.receptive_field, extend=True,
+                 align=model.multiple, positional=model.position)
 
 
 def dcp_stage(airlight, encoded: bool = True) -> Stage:
