@@ -178,6 +178,30 @@ def test_a_part_trains_alone_and_the_rest_of_the_model_stays(tmp_path, folder):
     assert bad.returncode == 2 and "no parts to train alone" in bad.stderr
 
 
+def test_a_dehazer_grows_position_then_an_airlight_branch_trained_alone(tmp_path, folder):
+    from ispcli.models import registry
+
+    assert _train(tmp_path, folder, "dehaze", "--steps", "2", name="base", run="base").returncode == 0
+    pos = _train(tmp_path, folder, "dehaze", "--steps", "2", "--init", "base", "--arch-arg", "position=true",
+                 name="pos", run="pos")
+    assert pos.returncode == 0, pos.stderr
+    assert registry.load("pos", weights_dir=tmp_path / "w").position
+    r = _train(tmp_path, folder, "dehaze", "--steps", "3", "--init", "pos", "--arch-arg", "position=true",
+               "--arch-arg", "airlight_width=8", "--part", "airlight", "--scenes", "1", "--lr", "1e-2",
+               name="air", run="air")
+    assert r.returncode == 0, r.stderr
+    tuned = registry.load("air", weights_dir=tmp_path / "w")
+    assert tuned.entry.training["degradation_settings"] == {"airlight_error": 0.0}   # it learns the truth
+    before = registry.load("pos", weights_dir=tmp_path / "w").state_dict()
+    after = tuned.state_dict()
+    changed = {k for k, v in after.items() if k not in before or not torch.equal(v, before[k])}
+    assert {k for k in changed if k in before} == set()           # the dehazer itself stays as it was
+    assert any(not torch.equal(v, torch.zeros_like(v)) for k, v in after.items() if k.startswith("airlight_head.2"))
+    plain = _train(tmp_path, folder, "dehaze", "--steps", "1", "--init", "base", "--part", "airlight",
+                   name="x", run="x")
+    assert plain.returncode == 2 and "--part airlight: this model has none of its parameters" in plain.stderr
+
+
 def test_a_stopped_run_can_be_finished_where_it_stands(tmp_path, folder):
     # a run stopped early (Ctrl-C, a session's end) becomes weights without training further
     r = _train(tmp_path, folder, "denoise", "--steps", "12", "--checkpoint-every", "4", name="early")
@@ -246,6 +270,24 @@ def test_noise_range_sets_the_sigma_the_denoiser_trains_on(tmp_path, folder):
 def test_bad_noise_range_is_refused(tmp_path, folder, task, value, expect):
     r = _train(tmp_path, folder, task, "--steps", "1", "--noise-range", value)
     assert r.returncode == 2 and expect in r.stderr and not (tmp_path / "w").exists()
+
+
+def test_untouched_sets_how_many_plain_photos_the_enhancer_sees_as_they_are(tmp_path, folder):
+    from ispcli.train import degrade
+
+    clean = torch.rand(40, 3, 16, 16)
+    batch = torch.cat([clean, clean], dim=1)                       # plain photos: input = target
+    for untouched, expect in ((1.0, 40), (0.0, 0)):
+        x, target = degrade.enhance_pair(batch, torch.Generator().manual_seed(0), untouched=untouched)
+        assert sum(torch.equal(x[i], target[i]) for i in range(40)) == expect
+    r = _train(tmp_path, folder, "enhance", "--steps", "2", "--untouched", "0.1")
+    assert r.returncode == 0, r.stderr
+    (entry,) = json.loads((tmp_path / "w" / "manifest.json").read_text())["models"]
+    assert entry["training"]["degradation_settings"] == {"untouched": 0.1}
+    for task, value, expect in (("enhance", "1.5", "must be between 0 and 1"),
+                                ("denoise", "0.1", "only for the enhance")):
+        bad = _train(tmp_path, folder, task, "--steps", "1", "--untouched", value, name="x", run="x")
+        assert bad.returncode == 2 and expect in bad.stderr
 
 
 def test_a_resumed_run_still_says_which_weights_it_started_from(tmp_path, folder):

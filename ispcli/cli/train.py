@@ -96,12 +96,16 @@ def train(
     noise_range: Optional[str] = typer.Option(None, "--noise-range", metavar="LO,HI",
                                               help="denoise: the Gaussian σ drawn per patch, uniform in LO..HI "
                                                    "(0-255 units).", show_default="0,75"),
+    untouched: Optional[float] = typer.Option(None, "--untouched", metavar="F",
+                                              help="enhance: fraction of the plain photos left as they are "
+                                                   "(to learn to leave a good photo alone).", show_default="0.3"),
     scenes: float = typer.Option(0.0, "--scenes", metavar="F",
                                  help="Fraction of samples that are whole photos shrunk to --patch instead of "
                                       "crops (for models that look at the whole image, e.g. enhance)."),
     part: Optional[str] = typer.Option(None, "--part", metavar="PART",
                                        help="Train only this part of the --init model, on its own output "
-                                            "(enhance-net: global, the whole-image colour and tone transform)."),
+                                            "(enhance-net: global, the whole-image colour and tone transform; "
+                                            "dehaze-net with airlight_width: airlight, against the true airlight)."),
     run_dir: Optional[str] = typer.Option(None, "--run-dir", help="Checkpoint folder. [default: runs/NAME]"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir from its checkpoint."),
     weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="Where to write the weights."),
@@ -142,6 +146,12 @@ def train(
         if task != "denoise":
             usage_error("--noise-range: only for the denoise task")
         degrade = _noise_range(noise_range)
+    if untouched is not None:
+        if task != "enhance":
+            usage_error("--untouched: only for the enhance task")
+        if not 0 <= untouched <= 1:
+            usage_error(f"--untouched {untouched:g}: must be between 0 and 1")
+        degrade = {"untouched": untouched}
     for item in arch_arg or []:
         key, value = _arch_arg(item)
         arch_args[key] = value

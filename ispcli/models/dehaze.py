@@ -52,6 +52,18 @@ class DehazeNet(nn.Module):
             nn.init.zeros_(self.airlight_head[-1].weight)
             nn.init.zeros_(self.airlight_head[-1].bias)
 
+    # The airlight branch alone (`train --part airlight --scenes 1`), on whole scenes, against
+    # the true airlight: trained through the dehazer's output instead, its gradient is weak
+    # where haze is light and it hardly moved from the dark-channel estimate.
+    PARTS = {"airlight": ("features.", "airlight_head.")}
+    PART_DEGRADE = {"airlight": {"airlight_error": 0.0}}      # the input planes then hold the truth
+
+    def part_forward(self, part: str, x: torch.Tensor) -> torch.Tensor:
+        return self.analyse(x[:, :3])
+
+    def part_loss(self, part: str, pred: torch.Tensor, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(pred, x[:, 3:6, 0, 0])
+
     @property
     def receptive_field(self) -> int:
         return self.net.receptive_field

@@ -185,7 +185,8 @@ def _initialise(model, cfg: TrainConfig, task, args: dict, weights_dir) -> str:
             raise TrainError(f"--init {cfg.init}: does not fit this model ({str(exc).splitlines()[0]})") from None
         return f"{cfg.init} (step {state.get('step', '?')}, sha256 {weights.sha256(path)[:12]}…)"
     base = registry.load(cfg.init, task=task.name, weights_dir=weights_dir)
-    grown = {k: v for k, v in args.items() if k not in GROWTH_ARGS}
+    # growing adds what the base lacks; what both have must agree
+    grown = {k: v for k, v in args.items() if k not in GROWTH_ARGS or k in base.entry.args}
     if base.entry.args == args:
         model.load_state_dict(base.state_dict())
     elif base.entry.args == grown and hasattr(model, "grow_from"):
@@ -200,7 +201,7 @@ def _initialise(model, cfg: TrainConfig, task, args: dict, weights_dir) -> str:
 
 
 # what a model may add to the one it starts from (`--init MODEL` then grows that model)
-GROWTH_ARGS = ("refine", "refine_blocks", "airlight_width", "stats_width")
+GROWTH_ARGS = ("refine", "refine_blocks", "airlight_width", "stats_width", "position")
 
 
 class _Part(torch.nn.Module):
@@ -217,9 +218,22 @@ class _Part(torch.nn.Module):
         self.model, self.part = model, part
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith(parts[part]))
+        if not any(p.requires_grad for p in model.parameters()):
+            raise TrainError(f"--part {part}: this model has none of its parameters "
+                             "(grow them with the --arch-arg that adds that part)")
+
+        # a part may learn from a truth the degradation knows (`Model.PART_DEGRADE`) with a loss
+        # of its own (`Model.part_loss`), e.g. a dehazer's airlight against the true airlight
+        self.degrade = getattr(model, "PART_DEGRADE", {}).get(part, {})
+        self.own_loss = getattr(model, "part_loss", None)
 
     def forward(self, x):
         return self.model.part_forward(self.part, x)
+
+    def loss(self, name: str, pred, x, target):
+        if self.own_loss is not None:
+            return self.own_loss(self.part, pred, x, target)
+        return loss_fn(name, pred, target)
 
 
 class _Files(list):
@@ -332,7 +346,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
     if cfg.init and not resume:
         init_note = _initialise(model, cfg, task, args, weights_dir)
     model = model.to(device)
-    trained = _Part(model, cfg.part) if cfg.part else model
+    part = _Part(model, cfg.part) if cfg.part else None
+    trained = part or model
+    degrade = {**cfg.degrade, **(part.degrade if part else {})}
     optimizer = torch.optim.Adam([p for p in trained.parameters() if p.requires_grad], lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, cfg.steps))
     # Every process draws the same global batch (batch x processes) and trains on its own slice,
@@ -371,10 +387,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
     try:
         model.train()
         for step in range(start, cfg.steps):
-            x, target = task.make_pair(sampler.batch(batch), degrade_gen, **cfg.degrade)
-            x, target = x[mine], target[mine]
-            pred = net(x.to(device, non_blocking=True))
-            loss = loss_fn(cfg.loss, pred, target.to(device, non_blocking=True))
+            x, target = task.make_pair(sampler.batch(batch), degrade_gen, **degrade)
+            x, target = x[mine].to(device, non_blocking=True), target[mine].to(device, non_blocking=True)
+            pred = net(x)
+            loss = part.loss(cfg.loss, pred, x, target) if part else loss_fn(cfg.loss, pred, target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -409,7 +425,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
                       "validation_images": len(val_images), "steps": cfg.steps, "batch": batch,
                       "patch": cfg.patch, **({"scenes": cfg.scenes} if cfg.scenes else {}),
                       **({"part": cfg.part} if cfg.part else {}),
-                      **({"degradation_settings": cfg.degrade} if cfg.degrade else {}),
+                      **({"degradation_settings": degrade} if degrade else {}),
                       "loss": cfg.loss, "lr": cfg.lr, "seed": cfg.seed,
                       "degradation": task.summary, "device": str(device), "processes": dist.world,
                       "seconds": round(elapsed_before + time.time() - t0),
