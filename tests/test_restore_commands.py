@@ -69,14 +69,22 @@ def tiled_error(pipe: Pipeline, source: np.ndarray, tile: int) -> float:
 @pytest.fixture
 def busy_enhance(tiny_weights) -> str:
     """A tiny enhancer whose global branch is not the identity, so its parameters depend on
-    the picture (an untrained one's head starts at zero)."""
+    the picture (an untrained one's head starts at zero), with all three heads: its blend with
+    auto-enhance too comes from the whole image."""
+    from dataclasses import replace
+
     from ispcli.models import registry, weights
 
     make_tiny_model(tiny_weights, "tiny-enhance-busy", "enhance")
-    model = registry.load("tiny-enhance-busy")
+    entry = weights.entry("tiny-enhance-busy")
+    entry = replace(entry, args={**entry.args, "stats_width": 8, "auto_width": 8})
+    model = registry.build(entry.arch, **entry.args)
     torch.manual_seed(1)
-    torch.nn.init.normal_(model.head[-1].weight, std=0.3)
-    weights.save(model, weights.entry("tiny-enhance-busy"), tiny_weights)
+    for head in (model.head, model.stats_head, model.auto_head):
+        torch.nn.init.normal_(head[-1].weight, std=0.3)
+    with torch.no_grad():
+        model.auto_head[-1].bias[0] = 1.0
+    weights.save(model, entry, tiny_weights)
     return "tiny-enhance-busy"
 
 
@@ -150,7 +158,7 @@ def test_enhance_params_come_from_the_whole_image(busy_enhance):
 
     image = torch.from_numpy(hazy(120, 160)).permute(2, 0, 1)[None]
     params = learned.enhance_params(busy_enhance, image, device=CPU)
-    assert params.shape == (1, 60)
+    assert params.shape == (1, 12 + 3 * 16 + 7 + 1)        # curves, then auto-enhance and its weight
     crop = learned.enhance_params(busy_enhance, image[..., :60, :80], device=CPU)
     assert (params - crop).abs().max() > 1e-3          # a tile's own params would differ
     # with the whole image's params, the stage is the network itself (away from the edges,

@@ -125,6 +125,29 @@ def test_an_airlight_branch_starts_from_the_dark_channel_estimate_and_learns_a_c
         DehazeNet((8, 32), 1, airlight_width=8).grow_from(plain.state_dict())
 
 
+def test_an_airlight_statistics_head_grows_onto_the_branch_and_reads_the_dark_channel():
+    from ispcli.models.dehaze import STATS, DehazeNet, airlight_stats
+
+    torch.manual_seed(0)
+    branch = DehazeNet((8, 16), 1, airlight_width=8).eval()
+    torch.nn.init.normal_(branch.airlight_head[-1].weight, std=0.1)     # as if trained
+    grown = DehazeNet((8, 16), 1, airlight_width=8, airlight_stats=8).eval()
+    grown.grow_from(branch.state_dict())
+    clean = _image()
+    light, heavy = (haze.add_haze(clean, haze.depth_proxy(clean), [b], [[0.9, 0.9, 0.9]]).clamp(0, 1)
+                    for b in (0.3, 2.5))
+    with torch.no_grad():
+        assert torch.equal(grown.analyse(heavy), branch.analyse(heavy))
+        stats = [airlight_stats(h, dehaze.image_airlight(h)) for h in (light, heavy)]
+        assert stats[0].shape == (1, STATS)
+        # thicker haze lifts the dark channel's median towards the airlight
+        assert float(stats[1][0, 0]) > float(stats[0][0, 0]) + 0.1
+        torch.nn.init.normal_(grown.stats_head[-1].weight, std=0.5)
+        assert not torch.allclose(grown.analyse(heavy), branch.analyse(heavy))
+    with pytest.raises(ValueError, match="airlight_width"):
+        DehazeNet((8, 16), 1, airlight_stats=8)
+
+
 # ---- blur ---------------------------------------------------------------------------------------
 
 def test_blur_is_a_true_convolution_with_reflected_edges():
@@ -220,6 +243,37 @@ def test_enhancer_statistics_head_grows_onto_a_trained_one_without_changing_it()
         assert not torch.allclose(grown.analyse(x), plain.analyse(x))
         # darker copy, other statistics, other parameters: the head reads exposure
         assert not torch.allclose(grown.analyse(x * 0.3) - plain.analyse(x * 0.3), grown.analyse(x) - plain.analyse(x))
+
+
+def test_the_auto_head_blends_in_classical_auto_enhance_with_a_weight_it_predicts():
+    from ispcli.isp import autoenhance
+
+    torch.manual_seed(0)
+    plain = EnhanceNet(channels=(8, 16), blocks=1, stats_width=16)
+    torch.nn.init.normal_(plain.head[-1].weight, std=0.1)
+    grown = EnhanceNet(channels=(8, 16), blocks=1, stats_width=16, auto_width=16)
+    grown.grow_from(plain.state_dict())
+    x = _image() * 0.4                                        # underexposed: auto levels has work to do
+    with torch.no_grad():
+        params = grown.analyse(x)
+        own = plain.analyse(x)
+        assert params.shape == (1, grown.n_params) and grown.n_params == own.shape[1] + len(autoenhance.PARAMS) + 1
+        # the auto parameters are the whole image's, as the baseline measures them
+        torch.testing.assert_close(params[:, own.shape[1]:-1], autoenhance.analyse(x))
+        torch.testing.assert_close(params[:, :own.shape[1]], own)
+        # a new head starts with an even blend of the two
+        assert float(params[0, -1]) == 0.0
+        auto, mine = autoenhance.auto_enhance(x), plain.global_transform(x, own)
+        torch.testing.assert_close(grown.global_transform(x, params), (auto + mine) / 2)
+        trust, ignore = params.clone(), params.clone()
+        trust[:, -1], ignore[:, -1] = 30.0, -30.0
+        torch.testing.assert_close(grown.global_transform(x, trust), auto)
+        torch.testing.assert_close(grown.global_transform(x, ignore), mine)
+        # the weight is the head's: trained apart from the rest (`--part auto`)
+        torch.nn.init.normal_(grown.auto_head[-1].weight, std=0.5)
+        assert not torch.equal(grown.analyse(x)[:, -1], params[:, -1])
+    assert set(n for n, _ in grown.named_parameters() if n.startswith(grown.PARTS["auto"])) == \
+        set(n for n, _ in grown.auto_head.named_parameters(prefix="auto_head"))
 
 
 # ---- paired data ----------------------------------------------------------------------------------

@@ -83,8 +83,10 @@ def train(
     arch_arg: Optional[List[str]] = typer.Option(None, "--arch-arg", metavar="NAME=VALUE",
                                                  help="An architecture argument (repeatable), e.g. refine=32 "
                                                       "(unet: full-resolution layers after it), airlight_width=64 "
-                                                      "(dehaze-net: a global airlight correction), stats_width=64 "
-                                                      "(enhance-net: a branch fed the image's histogram). With "
+                                                      "(dehaze-net: a global airlight correction; airlight_stats=32 "
+                                                      "adds one fed dark-channel percentiles), stats_width=64 "
+                                                      "(enhance-net: a branch fed the image's histogram; "
+                                                      "auto_width=64: a blend with classical auto-enhance). With "
                                                       "--init such additions grow that model."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps"),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
@@ -104,7 +106,8 @@ def train(
                                       "crops (for models that look at the whole image, e.g. enhance)."),
     part: Optional[str] = typer.Option(None, "--part", metavar="PART",
                                        help="Train only this part of the --init model, on its own output "
-                                            "(enhance-net: global, the whole-image colour and tone transform; "
+                                            "(enhance-net: global, the whole-image colour and tone transform, or "
+                                            "auto, its blend with auto-enhance; "
                                             "dehaze-net with airlight_width: airlight, against the true airlight)."),
     run_dir: Optional[str] = typer.Option(None, "--run-dir", help="Checkpoint folder. [default: runs/NAME]"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run-dir from its checkpoint."),

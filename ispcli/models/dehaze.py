@@ -12,6 +12,12 @@ global branch looks at a thumbnail of the whole picture and corrects that estima
 channel, starting at 1); such a model is trained on whole scenes (`train --scenes`) and, in
 training, takes A from its own analysis of what it is given rather than from its input planes.
 
+With `airlight_stats` a second small head reads what the dark-channel estimate is made of:
+percentiles of the dark channel and of each colour channel on the analysed copy. How quickly
+the dark channel saturates towards its top says how much of the brightest region is haze and
+how much a bright object; a pooled 64×64 thumbnail blurs that away. It adds to the same log
+gain, starting at zero, so it grows onto a model that has the first head.
+
 With `position` the network also sees each pixel's row and column in the whole frame (two
 planes in [0, 1]): in outdoor photographs the top is usually further away, which a tile alone
 cannot know. The runner hands positional stages their tiles' frame coordinates, so tiles still
@@ -28,11 +34,25 @@ from ispcli.models.unet import UNet, load_grown
 
 T_MIN = 0.05
 THUMB = 64
+LEVELS = (0.5, 0.9, 0.99, 0.999, 1.0)       # percentiles of the dark channel and of each channel
+STATS = 4 * len(LEVELS) + 3                 # … and the dark-channel estimate itself
+
+
+def airlight_stats(image: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) hazy analysis copies and their dark-channel airlight (N, 3) → (N, STATS)."""
+    from ispcli.isp import dehaze
+
+    n = image.shape[0]
+    x = image.clamp(0, 1)
+    q = torch.tensor(LEVELS, dtype=x.dtype, device=x.device)
+    dark = torch.quantile(dehaze.dark_channel(x).reshape(n, -1), q, dim=1).T             # (N, L)
+    channels = torch.quantile(x.reshape(n, 3, -1), q, dim=2).permute(1, 2, 0).reshape(n, -1)
+    return torch.cat([dark, channels, base], dim=1)
 
 
 class DehazeNet(nn.Module):
     def __init__(self, channels: tuple[int, ...] = (32, 64, 128, 256), blocks: int = 2, airlight_width: int = 0,
-                 position: bool = False):
+                 position: bool = False, airlight_stats: int = 0):
         super().__init__()
         self.position = position
         self.net = UNet(8 if position else 6, 4, channels, blocks, residual=False)
@@ -51,11 +71,20 @@ class DehazeNet(nn.Module):
             self.airlight_head = nn.Sequential(nn.Linear(2 * w + 3, w), nn.ReLU(inplace=True), nn.Linear(w, 3))
             nn.init.zeros_(self.airlight_head[-1].weight)
             nn.init.zeros_(self.airlight_head[-1].bias)
+        self.stats_head = None
+        if airlight_stats:
+            if not airlight_width:
+                raise ValueError("airlight_stats adds to the airlight branch: give airlight_width too")
+            w = airlight_stats
+            self.stats_head = nn.Sequential(nn.Linear(STATS, w), nn.ReLU(inplace=True), nn.Linear(w, w),
+                                            nn.ReLU(inplace=True), nn.Linear(w, 3))
+            nn.init.zeros_(self.stats_head[-1].weight)
+            nn.init.zeros_(self.stats_head[-1].bias)
 
     # The airlight branch alone (`train --part airlight --scenes 1`), on whole scenes, against
     # the true airlight: trained through the dehazer's output instead, its gradient is weak
     # where haze is light and it hardly moved from the dark-channel estimate.
-    PARTS = {"airlight": ("features.", "airlight_head.")}
+    PARTS = {"airlight": ("features.", "airlight_head.", "stats_head.")}
     PART_DEGRADE = {"airlight": {"airlight_error": 0.0}}      # the input planes then hold the truth
 
     def part_forward(self, part: str, x: torch.Tensor) -> torch.Tensor:
@@ -81,7 +110,10 @@ class DehazeNet(nn.Module):
             return base
         f = self.features(F.adaptive_avg_pool2d(image.clamp(0, 1), THUMB))
         f = torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3)), base], dim=1)
-        return (base * torch.exp(self.airlight_head(f))).clamp(0.05, 1.0)
+        log_gain = self.airlight_head(f)
+        if self.stats_head is not None:
+            log_gain = log_gain + self.stats_head(airlight_stats(image, base))
+        return (base * torch.exp(log_gain)).clamp(0.05, 1.0)
 
     def apply(self, hazy: torch.Tensor, airlight: torch.Tensor, coords: torch.Tensor | None = None) -> torch.Tensor:
         """Dehaze a tile with the whole image's airlight ((N, 3) or (3,)); a positional model
@@ -115,4 +147,4 @@ class DehazeNet(nn.Module):
             weight = torch.zeros_like(self.net.head.weight)
             weight[:, :old.shape[1]] = old
             state = {**state, "net.head.weight": weight}
-        load_grown(self, state, ("features.", "airlight_head."))
+        load_grown(self, state, ("features.", "airlight_head.", "stats_head."))

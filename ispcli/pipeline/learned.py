@@ -225,7 +225,7 @@ def enhance_stage(model_name, params, strength: float = 1.0, *, device: torch.de
         raise ValueError(f"strength {strength:g}: expected 0..1")
     model = _prepare(_load(model_name, "enhance"), device, compile)
     p = torch.as_tensor(params, dtype=torch.float32).reshape(1, -1)
-    expected = 12 + 3 * model.knots
+    expected = model.n_params
     if p.shape[1] != expected:
         raise ValueError(f"enhance params have {p.shape[1]} values; this model takes {expected}")
 

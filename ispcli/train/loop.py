@@ -201,7 +201,8 @@ def _initialise(model, cfg: TrainConfig, task, args: dict, weights_dir) -> str:
 
 
 # what a model may add to the one it starts from (`--init MODEL` then grows that model)
-GROWTH_ARGS = ("refine", "refine_blocks", "airlight_width", "stats_width", "position")
+GROWTH_ARGS = ("refine", "refine_blocks", "airlight_width", "stats_width", "position", "auto_width",
+               "airlight_stats")
 
 
 class _Part(torch.nn.Module):
