@@ -76,14 +76,14 @@ class EnhanceNet(nn.Module):
             nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
         )
         self.head = nn.Sequential(nn.Linear(2 * width, width), nn.ReLU(inplace=True),
-                                  nn.Linear(width, 12 + 3 * knots))
+                                  nn.Linear(width, self.own_params))
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
         self.stats_head = None
         if stats_width:
             self.stats_head = nn.Sequential(nn.Linear(STATS, stats_width), nn.ReLU(inplace=True),
                                             nn.Linear(stats_width, stats_width), nn.ReLU(inplace=True),
-                                            nn.Linear(stats_width, 12 + 3 * knots))
+                                            nn.Linear(stats_width, self.own_params))
             nn.init.zeros_(self.stats_head[-1].weight)
             nn.init.zeros_(self.stats_head[-1].bias)
         self.auto_head = None
