@@ -153,7 +153,11 @@ def test_refine_with_init_grows_an_installed_model(tmp_path, folder):
     assert grown.entry.args == {**base.entry.args, "refine": 8}
     assert grown.entry.training["initialised_from"].startswith("base (sha256")
     assert grown.refine is not None and grown.receptive_field > base.receptive_field
-    bad = _train(tmp_path, folder, "denoise", "--steps", "1", "--init", "grown", name="y", run="y")
+    again = _train(tmp_path, folder, "denoise", "--steps", "1", "--init", "grown", name="again", run="again")
+    assert again.returncode == 0, again.stderr                      # fine-tuning keeps what it starts from
+    assert registry.load("again", weights_dir=tmp_path / "w").entry.args == grown.entry.args
+    bad = _train(tmp_path, folder, "denoise", "--steps", "1", "--init", "grown", "--arch-arg", "refine=0",
+                 name="y", run="y")
     assert bad.returncode == 2 and "architecture arguments" in bad.stderr     # no shrinking back
 
 

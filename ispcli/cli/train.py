@@ -91,8 +91,8 @@ def train(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps"),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
     init: Optional[str] = typer.Option(None, "--init", metavar="MODEL|CHECKPOINT",
-                                       help="Start from the weights of an installed model or of another run's "
-                                            "checkpoint.pt (fine-tuning)."),
+                                       help="Start from the weights of an installed model (its architecture arguments "
+                                            "carry over) or of another run's checkpoint.pt (fine-tuning)."),
     pair_repeat: int = typer.Option(1, "--pair-repeat", help="enhance: each pair counts N times when patches "
                                     "are drawn (weights real pairs against synthetic ones)."),
     noise_range: Optional[str] = typer.Option(None, "--noise-range", metavar="LO,HI",

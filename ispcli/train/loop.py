@@ -340,6 +340,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, weights_dir=None, quiet: bo
     train_images, val_images = _split_validation(cfg, task, images, files, batch)
     val_crops = data.centre_crops(val_images, 256, task.channels)
 
+    if cfg.init and not cfg.init.endswith(".pt") and not resume:
+        # fine-tuning keeps the --init model's architecture: --arch-arg may only grow it or repeat it
+        base_args = registry.check(cfg.init, task=task.name, weights_dir=weights_dir).args
+        cfg.arch_args = {**{k: v for k, v in base_args.items() if task.args.get(k) != v}, **cfg.arch_args}
     args = {**task.args, **cfg.arch_args}
     torch.manual_seed(cfg.seed)
     model = registry.build(task.arch, **args)

@@ -43,7 +43,8 @@ TASKS: dict[str, Task] = {
         "dehaze", "display", degrade.dehaze_pair, arch="dehaze-net",
         args={"channels": [32, 64, 128, 256], "blocks": 2}, channels=6, depth=True,
         summary="haze I = J·t + A·(1 − t) over the depth proxy of train.haze (colour attenuation prior + "
-                "vertical ramp, on the whole photo), β 0–2.5, airlight 0.6–1.0 ±0.04 tint, told with 10% error"),
+                "vertical ramp, on the whole photo), β 0–2.5, airlight 0.6–1.0 ±0.04 tint, told with 10% error "
+                "(a model with an airlight branch estimates its own from the whole scene instead)"),
     "deblur": Task(
         "deblur", "display", degrade.deblur_pair,
         args={"in_channels": 3, "out_channels": 3, "channels": [32, 64, 128, 256], "blocks": 2},
